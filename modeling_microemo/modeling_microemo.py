@@ -1,0 +1,733 @@
+"""PyTorch MicroEmo: time-sensitive multimodal emotion recognition with subtle clue dynamics.
+
+Reads top-down: the new building blocks (local clue attention), the `PreTrainedModel` base, the backbone
+`MicroEmoModel` (encoders, Q-Formers, projections, language model), then `MicroEmoForConditionalGeneration`
+(backbone + LM head + generation). The model's inputs are documented in `MicroEmoModel.forward` and in the
+project's `docs/model-inputs.md`.
+
+Shapes used in comments: B samples, T frames (padded), U utterances (padded), C audio clips (padded),
+P patches per frame, R clue regions, Q image queries (32), V video queries (32), A audio queries (8),
+Dv / Dq / Da / D the vision, Q-Former, audio and language-model widths, N real frames in the batch.
+"""
+
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast
+from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
+from transformers.models.instructblip.modeling_instructblip import (
+    InstructBlipQFormerModel,
+    InstructBlipVisionModel,
+)
+from transformers.utils import ModelOutput
+
+from .configuration_microemo import MicroEmoConfig
+from .imagebind_audio import ImageBindAudioConfig, ImageBindAudioModel
+
+# Inputs that only the prefill step consumes: once their tokens sit in the KV cache, later decoding steps
+# must not encode them again (transformers already drops `pixel_values` itself).
+_MULTIMODAL_INPUT_NAMES = (
+    "pixel_values",
+    "frame_mask",
+    "qformer_input_ids",
+    "qformer_attention_mask",
+    "clue_masks",
+    "utterance_frame_mask",
+    "audio_values",
+    "audio_clip_mask",
+)
+
+
+@dataclass
+class MicroEmoModelOutputWithPast(BaseModelOutputWithPast):
+    """
+    Output of [`MicroEmoModel`]: the language model's output plus the multimodal tokens that were scattered in.
+
+    Args:
+        video_embeds (`torch.FloatTensor` of shape `(num_video_tokens, hidden_size)`, *optional*):
+            projected video tokens of the whole batch, sample by sample, each sample's global window first and
+            then one window per utterance.
+        audio_embeds (`torch.FloatTensor` of shape `(num_audio_tokens, hidden_size)`, *optional*):
+            projected audio tokens of the samples that have audio, sample by sample.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class MicroEmoCausalLMOutputWithPast(ModelOutput):
+    """
+    Output of [`MicroEmoForConditionalGeneration`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): language-modelling loss on the `labels` that are
+            not -100 (the answer), returned when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`): LM head scores.
+        cache (`Cache`, *optional*): the language model's KV cache.
+        hidden_states, attentions: the language model's, when requested.
+        video_embeds, audio_embeds: as in [`MicroEmoModelOutputWithPast`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cache: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    video_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+
+
+class MicroEmoLocalClueAttention(nn.Module):
+    """Local clue attention (paper section 3.2): patch i attends to patch j only where both lie in a common
+    facial clue region, so each patch gathers fine-grained features from its own region(s) only.
+
+    The paper does not give the layer's form; we use one pre-norm multi-head attention layer with a residual
+    connection over the ViT's patch features. Patches outside every region produce zeros and are masked out
+    of the Q-Former's local pass.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, layer_norm_eps: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, patch_features: torch.Tensor, clue_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`patch_features` [N, P, Dv], `clue_masks` [N, R, P] bool -> (local features [N, P, Dv], patch mask [N, P])."""
+        num_frames, num_patches, hidden_size = patch_features.shape
+        regions = clue_masks.to(patch_features.dtype)
+        # [N, P, P]: True where two patches share at least one region.
+        pair_mask = torch.einsum("nrp,nrq->npq", regions, regions) > 0
+        patch_mask = clue_masks.any(dim=1)  # [N, P]
+        # A patch outside every region would have an all-masked row (NaN in softmax); let it see itself, its
+        # output is zeroed below anyway.
+        pair_mask = pair_mask | torch.eye(num_patches, dtype=torch.bool, device=pair_mask.device)
+
+        qkv = self.qkv(self.layer_norm(patch_features))
+        qkv = qkv.view(num_frames, num_patches, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attended = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=pair_mask[:, None])
+        attended = attended.transpose(1, 2).reshape(num_frames, num_patches, hidden_size)
+        local_features = (patch_features + self.out_proj(attended)) * patch_mask[..., None]
+        return local_features, patch_mask
+
+
+class MicroEmoPreTrainedModel(PreTrainedModel):
+    config: MicroEmoConfig
+    base_model_prefix = "model"
+    input_modalities = ("video", "audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = [
+        "InstructBlipEncoderLayer",
+        "InstructBlipQFormerLayer",
+        "Blip2QFormerLayer",
+        "ImageBindAudioBlock",
+        "LlamaDecoderLayer",
+    ]
+    # The modules the paper trains (section 4.1); everything else is frozen. PEFT users pass these as
+    # `modules_to_save`; they are named so that no suffix match can catch a language-model layer.
+    trainable_module_names = (
+        "local_clue_attention",
+        "qformer",
+        "video_qformer",
+        "utterance_qformer",
+        "video_projection",
+        "audio_qformer",
+        "audio_projection",
+        "frame_position_embedding",
+        "audio_position_embedding",
+    )
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, MicroEmoModel):
+            init.trunc_normal_(module.query_tokens, std=std)
+            init.trunc_normal_(module.video_query_tokens, std=std)
+            init.trunc_normal_(module.audio_query_tokens, std=std)
+            if module.utterance_query_tokens is not None:
+                init.trunc_normal_(module.utterance_query_tokens, std=std)
+            if module.local_clue_gate is not None:
+                # Zero gate: at initialisation the fused frame tokens equal the pretrained global path exactly.
+                init.zeros_(module.local_clue_gate)
+
+
+class MicroEmoModel(MicroEmoPreTrainedModel):
+    """MicroEmo without the LM head: frame encoder, local clue attention, image / video / utterance / audio
+    Q-Formers, projections and the language model backbone. Returns the language model's last hidden state."""
+
+    def __init__(self, config: MicroEmoConfig):
+        super().__init__(config)
+        vision_config, qformer_config = config.vision_config, config.qformer_config
+        text_hidden = config.text_config.hidden_size
+
+        # (a) global-local attention visual encoder
+        self.vision_model = InstructBlipVisionModel(vision_config)
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, qformer_config.hidden_size))
+        self.qformer = InstructBlipQFormerModel(qformer_config)
+        if config.use_local_clue_attention:
+            heads = config.clue_attention_num_heads or vision_config.num_attention_heads
+            self.local_clue_attention = MicroEmoLocalClueAttention(
+                vision_config.hidden_size, heads, vision_config.layer_norm_eps
+            )
+            self.local_clue_gate = nn.Parameter(torch.zeros(qformer_config.hidden_size))
+        else:
+            self.local_clue_attention = None
+            self.local_clue_gate = None
+        self.frame_position_embedding = nn.Embedding(config.max_frames, qformer_config.hidden_size)
+
+        # (b) utterance-aware video Q-Former: a global one over all frames, one window per utterance
+        video_hidden = config.video_qformer_config.hidden_size
+        self.video_query_tokens = nn.Parameter(torch.zeros(1, config.num_video_query_tokens, video_hidden))
+        self.video_qformer = Blip2QFormerModel(config.video_qformer_config)
+        if config.use_utterance_windows:
+            self.utterance_query_tokens = nn.Parameter(torch.zeros(1, config.num_video_query_tokens, video_hidden))
+            self.utterance_qformer = Blip2QFormerModel(config.video_qformer_config)
+        else:
+            self.utterance_query_tokens = None
+            self.utterance_qformer = None
+        self.video_projection = nn.Linear(video_hidden, text_hidden)
+
+        # audio branch
+        if isinstance(config.audio_config, ImageBindAudioConfig):
+            self.audio_encoder = ImageBindAudioModel(config.audio_config)
+        else:
+            audio_model = AutoModel.from_config(config.audio_config)
+            # Encoder-decoder speech models (Whisper) contribute their encoder only.
+            self.audio_encoder = audio_model.get_encoder() if hasattr(audio_model, "get_encoder") else audio_model
+        self.audio_position_embedding = nn.Embedding(config.max_audio_clips, config.audio_output_size)
+        audio_hidden = config.audio_qformer_config.hidden_size
+        self.audio_query_tokens = nn.Parameter(torch.zeros(1, config.num_audio_query_tokens, audio_hidden))
+        self.audio_qformer = Blip2QFormerModel(config.audio_qformer_config)
+        self.audio_projection = nn.Linear(audio_hidden, text_hidden)
+
+        # (c) language model
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+        self._freeze_pretrained_parts()
+
+    def _freeze_pretrained_parts(self) -> None:
+        frozen = {
+            "vision_model": self.config.freeze_vision_encoder,
+            "audio_encoder": self.config.freeze_audio_encoder,
+            "language_model": self.config.freeze_language_model,
+        }
+        for name, freeze in frozen.items():
+            if freeze:
+                getattr(self, name).requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "MicroEmoModel":
+        super().train(mode)
+        # Frozen encoders stay in eval mode (no dropout / drop-path noise), as in LAVIS and Video-LLaMA.
+        if self.config.freeze_vision_encoder:
+            self.vision_model.eval()
+        if self.config.freeze_audio_encoder:
+            self.audio_encoder.eval()
+        return self
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    # ------------------------------------------------------------------ validation
+    def _check_inputs(
+        self,
+        input_ids: torch.Tensor | None,
+        pixel_values: torch.Tensor | None,
+        frame_mask: torch.Tensor | None,
+        qformer_input_ids: torch.Tensor | None,
+        qformer_attention_mask: torch.Tensor | None,
+        clue_masks: torch.Tensor | None,
+        utterance_frame_mask: torch.Tensor | None,
+        audio_values: torch.Tensor | None,
+        audio_clip_mask: torch.Tensor | None,
+    ) -> None:
+        """Shape, dtype and device checks, once, before any encoder runs. Never broadcast silently."""
+
+        def fail(name: str, tensor: torch.Tensor, expected: str, problem: str = "has shape") -> None:
+            raise ValueError(f"MicroEmo: `{name}` {problem} {tuple(tensor.shape)}, expected {expected}.")
+
+        def check_device(name: str, tensor: torch.Tensor, module: nn.Module) -> None:
+            device = next(module.parameters()).device
+            if device.type != "meta" and tensor.device != device:
+                raise ValueError(f"MicroEmo: `{name}` is on {tensor.device}, but the module using it is on {device}.")
+
+        def check_mask(name: str, tensor: torch.Tensor) -> None:
+            if tensor.dtype != torch.bool and (tensor.dtype.is_floating_point or tensor.dtype.is_complex):
+                raise ValueError(f"MicroEmo: `{name}` has dtype {tensor.dtype}, expected torch.bool (or 0/1 integers).")
+
+        batch_size = input_ids.shape[0] if input_ids is not None else None
+        if pixel_values is not None:
+            size = self.config.vision_config.image_size
+            if pixel_values.ndim != 5 or tuple(pixel_values.shape[2:]) != (3, size, size):
+                fail("pixel_values", pixel_values, f"(batch, frames, 3, {size}, {size})")
+            if not pixel_values.dtype.is_floating_point:
+                raise ValueError(f"MicroEmo: `pixel_values` has dtype {pixel_values.dtype}, expected a float dtype.")
+            check_device("pixel_values", pixel_values, self.vision_model)
+            b, t = pixel_values.shape[:2]
+            if batch_size is not None and b != batch_size:
+                fail("pixel_values", pixel_values, f"batch size {batch_size} as `input_ids`")
+            if t > self.config.max_frames:
+                fail("pixel_values", pixel_values, f"at most max_frames={self.config.max_frames} frames")
+            if frame_mask is not None:
+                check_mask("frame_mask", frame_mask)
+                if tuple(frame_mask.shape) != (b, t):
+                    fail("frame_mask", frame_mask, f"({b}, {t}) to match `pixel_values`")
+                empty = (~frame_mask.bool().any(dim=1)).nonzero().flatten().tolist()
+                if empty:
+                    raise ValueError(f"MicroEmo: `frame_mask` marks no frame for sample(s) {empty}; each sample "
+                                     "with video needs at least one frame.")
+            frames = frame_mask.bool() if frame_mask is not None else torch.ones(b, t, dtype=torch.bool)
+            for name, tensor in (("qformer_input_ids", qformer_input_ids), ("qformer_attention_mask", qformer_attention_mask)):
+                if tensor is not None and (tensor.ndim != 3 or tuple(tensor.shape[:2]) != (b, t)):
+                    fail(name, tensor, f"({b}, {t}, text_length)")
+            if (
+                qformer_input_ids is not None
+                and qformer_attention_mask is not None
+                and qformer_input_ids.shape != qformer_attention_mask.shape
+            ):
+                fail("qformer_attention_mask", qformer_attention_mask, f"{tuple(qformer_input_ids.shape)} as `qformer_input_ids`")
+            if clue_masks is not None and self.config.use_local_clue_attention:
+                check_mask("clue_masks", clue_masks)
+                p = self.config.num_patches
+                if clue_masks.ndim != 4 or tuple(clue_masks.shape[:2]) != (b, t) or clue_masks.shape[3] != p:
+                    fail("clue_masks", clue_masks, f"({b}, {t}, regions, {p}) on the {int(p**0.5)}x{int(p**0.5)} patch grid")
+            if utterance_frame_mask is not None and self.config.use_utterance_windows:
+                check_mask("utterance_frame_mask", utterance_frame_mask)
+                if utterance_frame_mask.ndim != 3 or utterance_frame_mask.shape[0] != b or utterance_frame_mask.shape[2] != t:
+                    fail("utterance_frame_mask", utterance_frame_mask, f"({b}, utterances, {t})")
+                if utterance_frame_mask.shape[1] > self.config.max_utterances:
+                    fail("utterance_frame_mask", utterance_frame_mask,
+                         f"at most max_utterances={self.config.max_utterances} utterances")
+                outside = utterance_frame_mask.bool() & ~frames.to(utterance_frame_mask.device)[:, None, :]
+                if outside.any():
+                    sample, utterance, frame = outside.nonzero()[0].tolist()
+                    raise ValueError(
+                        f"MicroEmo: `utterance_frame_mask` assigns frame {frame} to utterance {utterance} of sample "
+                        f"{sample}, but that frame is padding (the sample has {int(frames[sample].sum())} frames)."
+                    )
+        else:
+            for name, tensor in (("clue_masks", clue_masks), ("utterance_frame_mask", utterance_frame_mask),
+                                 ("qformer_input_ids", qformer_input_ids), ("frame_mask", frame_mask)):
+                if tensor is not None:
+                    raise ValueError(f"MicroEmo: `{name}` was given without `pixel_values`.")
+
+        if audio_values is not None:
+            if audio_values.ndim < 3:
+                fail("audio_values", audio_values, "(batch, clips, *features)")
+            if not audio_values.dtype.is_floating_point:
+                raise ValueError(f"MicroEmo: `audio_values` has dtype {audio_values.dtype}, expected a float dtype.")
+            check_device("audio_values", audio_values, self.audio_encoder)
+            b, c = audio_values.shape[:2]
+            if batch_size is not None and b != batch_size:
+                fail("audio_values", audio_values, f"batch size {batch_size} as `input_ids`")
+            if c > self.config.max_audio_clips:
+                fail("audio_values", audio_values, f"at most max_audio_clips={self.config.max_audio_clips} clips")
+            if isinstance(self.config.audio_config, ImageBindAudioConfig):
+                cfg = self.config.audio_config
+                if tuple(audio_values.shape[2:]) != (1, cfg.num_mel_bins, cfg.target_length):
+                    fail("audio_values", audio_values, f"({b}, {c}, 1, {cfg.num_mel_bins}, {cfg.target_length})")
+            if audio_clip_mask is not None:
+                check_mask("audio_clip_mask", audio_clip_mask)
+                if tuple(audio_clip_mask.shape) != (b, c):
+                    fail("audio_clip_mask", audio_clip_mask, f"({b}, {c}) to match `audio_values`")
+        elif audio_clip_mask is not None:
+            raise ValueError("MicroEmo: `audio_clip_mask` was given without `audio_values`.")
+
+    # ------------------------------------------------------------------ video
+    def get_frame_features(
+        self,
+        pixel_values: torch.Tensor,
+        qformer_input_ids: torch.Tensor | None = None,
+        qformer_attention_mask: torch.Tensor | None = None,
+        clue_masks: torch.Tensor | None = None,
+        frame_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Timestamp-conditioned image Q-Former tokens of N real frames, global and local paths fused.
+
+        `pixel_values` [N, 3, H, W], `qformer_input_ids` / `qformer_attention_mask` [N, L], `clue_masks` [N, R, P],
+        `frame_positions` [N] (index of each frame in its video). Returns [N, Q, Dq].
+        """
+        num_frames = pixel_values.shape[0]
+        image_embeds = self.vision_model(pixel_values=pixel_values).last_hidden_state  # [N, 1+P, Dv]
+        image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+
+        encoder_states, encoder_mask = image_embeds, image_mask
+        text_ids, text_mask = qformer_input_ids, qformer_attention_mask
+        face_frames = None
+        if self.local_clue_attention is not None and clue_masks is not None:
+            clue_masks = clue_masks.bool()
+            # Frames with no face bypass the local path: an all-masked Q-Former pass would attend uniformly to
+            # every patch (prior-art 7), which is noise, not a fallback.
+            face_frames = clue_masks.flatten(1).any(dim=1).nonzero().flatten()
+            if face_frames.numel() > 0:
+                local, patch_mask = self.local_clue_attention(image_embeds[face_frames, 1:], clue_masks[face_frames])
+                # The local pass reuses the image Q-Former in the same batched call, with the CLS slot masked.
+                local = torch.cat([torch.zeros_like(local[:, :1]), local], dim=1)
+                local_mask = torch.cat([torch.zeros_like(patch_mask[:, :1]), patch_mask], dim=1).long()
+                encoder_states = torch.cat([image_embeds, local], dim=0)
+                encoder_mask = torch.cat([image_mask, local_mask], dim=0)
+                if text_ids is not None:
+                    text_ids = torch.cat([text_ids, text_ids[face_frames]], dim=0)
+                    if text_mask is not None:
+                        text_mask = torch.cat([text_mask, text_mask[face_frames]], dim=0)
+
+        rows = encoder_states.shape[0]
+        query_tokens = self.query_tokens.expand(rows, -1, -1)
+        attention_mask = None
+        if text_ids is not None:
+            query_mask = torch.ones(query_tokens.shape[:2], dtype=torch.long, device=query_tokens.device)
+            text_mask = torch.ones_like(text_ids) if text_mask is None else text_mask
+            attention_mask = torch.cat([query_mask, text_mask.to(query_mask.device)], dim=1)
+        query_output = self.qformer(
+            input_ids=text_ids,
+            attention_mask=attention_mask,
+            query_embeds=query_tokens,
+            encoder_hidden_states=encoder_states,
+            encoder_attention_mask=encoder_mask,
+        ).last_hidden_state[:, : self.config.num_query_tokens]  # keep the queries only (TimeChat #28 kept text too)
+
+        frame_tokens = query_output[:num_frames]
+        if face_frames is not None and face_frames.numel() > 0:
+            gate = torch.tanh(self.local_clue_gate).to(frame_tokens.dtype)
+            fused = frame_tokens[face_frames] + gate * query_output[num_frames:]
+            frame_tokens = frame_tokens.index_copy(0, face_frames, fused)
+        if frame_positions is None:
+            frame_positions = torch.arange(num_frames, device=frame_tokens.device)
+        return frame_tokens + self.frame_position_embedding(frame_positions)[:, None, :]
+
+    def get_video_features(
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        qformer_input_ids: torch.Tensor | None = None,
+        qformer_attention_mask: torch.Tensor | None = None,
+        clue_masks: torch.Tensor | None = None,
+        utterance_frame_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected video tokens of a batch.
+
+        Returns `(video_embeds, windows_per_sample)`: video_embeds [sum_b (1 + U_b) * V, D], sample by sample,
+        each sample's global window first, then its utterances in order; windows_per_sample [B].
+        """
+        batch_size, num_frames = pixel_values.shape[:2]
+        device = pixel_values.device
+        if frame_mask is None:
+            frame_mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=device)
+        frame_mask = frame_mask.bool().to(device)
+        real = frame_mask.nonzero()  # [N, 2] (sample, frame index), only real frames reach the encoders
+
+        def per_frame(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)[real[:, 0], real[:, 1]]
+
+        frame_tokens = self.get_frame_features(
+            pixel_values[real[:, 0], real[:, 1]],
+            per_frame(qformer_input_ids),
+            per_frame(qformer_attention_mask),
+            per_frame(clue_masks),
+            frame_positions=real[:, 1],
+        )  # [N, Q, Dq]
+        queries, hidden = frame_tokens.shape[1:]
+        padded = frame_tokens.new_zeros(batch_size, num_frames, queries, hidden)
+        padded[real[:, 0], real[:, 1]] = frame_tokens
+        padded = padded.flatten(1, 2)  # [B, T*Q, Dq]
+
+        global_tokens = self.video_qformer(
+            query_embeds=self.video_query_tokens.expand(batch_size, -1, -1),
+            encoder_hidden_states=padded,
+            encoder_attention_mask=frame_mask.repeat_interleave(queries, dim=1).long(),
+        ).last_hidden_state  # [B, V, Dq]
+        windows = [global_tokens[:, None]]
+        window_valid = [torch.ones(batch_size, 1, dtype=torch.bool, device=device)]
+
+        if self.utterance_qformer is not None and utterance_frame_mask is not None and utterance_frame_mask.shape[1] > 0:
+            utterance_frame_mask = utterance_frame_mask.bool().to(device)
+            utterance_valid = utterance_frame_mask.any(dim=-1)  # [B, U]
+            sample_idx, utterance_idx = utterance_valid.nonzero(as_tuple=True)
+            utterance_tokens = global_tokens.new_zeros(batch_size, utterance_frame_mask.shape[1], *global_tokens.shape[1:])
+            if sample_idx.numel() > 0:
+                # All utterance windows of the batch in one Q-Former call.
+                window_mask = utterance_frame_mask[sample_idx, utterance_idx].repeat_interleave(queries, dim=1)
+                utterance_tokens[sample_idx, utterance_idx] = self.utterance_qformer(
+                    query_embeds=self.utterance_query_tokens.expand(sample_idx.numel(), -1, -1),
+                    encoder_hidden_states=padded[sample_idx],
+                    encoder_attention_mask=window_mask.long(),
+                ).last_hidden_state
+            windows.append(utterance_tokens)
+            window_valid.append(utterance_valid)
+
+        windows_tensor = torch.cat(windows, dim=1)  # [B, 1+U, V, Dq]
+        valid = torch.cat(window_valid, dim=1)  # [B, 1+U]
+        video_embeds = self.video_projection(windows_tensor[valid].flatten(0, 1))
+        return video_embeds, valid.sum(dim=1)
+
+    # ------------------------------------------------------------------ audio
+    def get_audio_features(
+        self, audio_values: torch.Tensor, audio_clip_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected audio tokens. `audio_values` [B, C, *F] -> (audio_embeds [B_audio * A, D], has_audio [B])."""
+        batch_size, num_clips = audio_values.shape[:2]
+        device = audio_values.device
+        if audio_clip_mask is None:
+            audio_clip_mask = torch.ones(batch_size, num_clips, dtype=torch.bool, device=device)
+        audio_clip_mask = audio_clip_mask.bool().to(device)
+        has_audio = audio_clip_mask.any(dim=1)
+        if not has_audio.any():
+            return audio_values.new_zeros(0, self.config.text_config.hidden_size), has_audio
+
+        encoder_output = self.audio_encoder(audio_values[audio_clip_mask])
+        clip_embeds = getattr(encoder_output, "pooler_output", None)
+        if clip_embeds is None:  # sequence encoders (HuBERT, Whisper): mean over time
+            clip_embeds = encoder_output.last_hidden_state.mean(dim=1)
+        padded = clip_embeds.new_zeros(batch_size, num_clips, clip_embeds.shape[-1])
+        padded[audio_clip_mask] = clip_embeds
+        padded = padded + self.audio_position_embedding(torch.arange(num_clips, device=device))
+
+        audio_tokens = self.audio_qformer(
+            query_embeds=self.audio_query_tokens.expand(int(has_audio.sum()), -1, -1),
+            encoder_hidden_states=padded[has_audio],
+            encoder_attention_mask=audio_clip_mask[has_audio].long(),
+        ).last_hidden_state  # [B_audio, A, Dq]
+        return self.audio_projection(audio_tokens.flatten(0, 1)), has_audio
+
+    # ------------------------------------------------------------------ merge
+    @staticmethod
+    def _scatter_placeholders(
+        inputs_embeds: torch.Tensor,
+        input_ids: torch.Tensor,
+        token_id: int,
+        features: torch.Tensor,
+        expected_per_sample: torch.Tensor,
+        modality: str,
+    ) -> torch.Tensor:
+        placeholder_mask = input_ids == token_id  # [B, S]
+        found = placeholder_mask.sum(dim=1)
+        expected_per_sample = expected_per_sample.to(found.device)
+        if not torch.equal(found, expected_per_sample):
+            raise ValueError(
+                f"MicroEmo: `input_ids` holds {found.tolist()} {modality} placeholder tokens (id {token_id}) per "
+                f"sample, but the {modality} inputs produce {expected_per_sample.tolist()} {modality} tokens per "
+                f"sample ({features.shape[0]} in all). Expand the placeholders with the processor."
+            )
+        mask = placeholder_mask[..., None].expand_as(inputs_embeds)
+        return inputs_embeds.masked_scatter(mask, features.to(inputs_embeds.device, inputs_embeds.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        qformer_input_ids: torch.LongTensor | None = None,
+        qformer_attention_mask: torch.LongTensor | None = None,
+        clue_masks: torch.Tensor | None = None,
+        utterance_frame_mask: torch.Tensor | None = None,
+        audio_values: torch.FloatTensor | None = None,
+        audio_clip_mask: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> MicroEmoModelOutputWithPast:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(B, S)`): text with the `<video>` / `<audio>` placeholders
+                already expanded to the exact token counts (`config.num_video_tokens(U)`, `num_audio_query_tokens`).
+            pixel_values (`torch.FloatTensor` of shape `(B, T, 3, H, W)`): sampled frames, normalised.
+            frame_mask (`torch.BoolTensor` of shape `(B, T)`): real frames (samples with fewer frames are padded).
+            qformer_input_ids, qformer_attention_mask (`(B, T, L)`): the timestamp text of every frame,
+                `This frame is sampled at {t} second.`, in the Q-Former tokenizer's ids.
+            clue_masks (`torch.BoolTensor` of shape `(B, T, R, P)`): facial clue regions on the patch grid; a frame
+                with no face is all False and uses the global path only.
+            utterance_frame_mask (`torch.BoolTensor` of shape `(B, U, T)`): frames of each utterance; padded
+                utterances are all False. No utterances (U = 0 or None) gives the global video tokens only.
+            audio_values (`torch.FloatTensor` of shape `(B, C, *F)`): audio encoder inputs per clip.
+            audio_clip_mask (`torch.BoolTensor` of shape `(B, C)`): real clips; an all-False row means no audio and
+                no audio tokens for that sample.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("MicroEmo: pass exactly one of `input_ids` and `inputs_embeds`.")
+        has_multimodal = pixel_values is not None or audio_values is not None
+        if has_multimodal and input_ids is None:
+            raise ValueError("MicroEmo: multimodal inputs need `input_ids` to locate their placeholder tokens.")
+        self._check_inputs(
+            input_ids, pixel_values, frame_mask, qformer_input_ids, qformer_attention_mask,
+            clue_masks, utterance_frame_mask, audio_values, audio_clip_mask,
+        )  # fmt: skip
+
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+
+        video_embeds = audio_embeds = None
+        if pixel_values is not None:
+            video_embeds, windows = self.get_video_features(
+                pixel_values, frame_mask, qformer_input_ids, qformer_attention_mask, clue_masks, utterance_frame_mask
+            )
+            inputs_embeds = self._scatter_placeholders(
+                inputs_embeds, input_ids, self.config.video_token_id, video_embeds,
+                windows * self.config.num_video_query_tokens, "video",
+            )  # fmt: skip
+        if audio_values is not None:
+            audio_embeds, has_audio = self.get_audio_features(audio_values, audio_clip_mask)
+            inputs_embeds = self._scatter_placeholders(
+                inputs_embeds, input_ids, self.config.audio_token_id, audio_embeds,
+                has_audio.long() * self.config.num_audio_query_tokens, "audio",
+            )  # fmt: skip
+        if input_ids is not None:
+            # Placeholders with no features to fill them would silently feed the placeholder embedding.
+            for token_id, given, modality in (
+                (self.config.video_token_id, pixel_values is not None, "video"),
+                (self.config.audio_token_id, audio_values is not None, "audio"),
+            ):
+                if not given and (input_ids == token_id).any():
+                    raise ValueError(
+                        f"MicroEmo: `input_ids` holds {int((input_ids == token_id).sum())} {modality} placeholder "
+                        f"tokens but no {modality} inputs were given."
+                    )
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return MicroEmoModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_embeds=video_embeds,
+            audio_embeds=audio_embeds,
+        )
+
+
+class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin):
+    """MicroEmo with the language-modelling head: the model to fine-tune and to `generate` with."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: MicroEmoConfig):
+        super().__init__(config)
+        self.model = MicroEmoModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+        if config.freeze_language_model:
+            self.lm_head.requires_grad_(False)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def get_video_features(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.get_video_features(*args, **kwargs)
+
+    def get_audio_features(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.get_audio_features(*args, **kwargs)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        qformer_input_ids: torch.LongTensor | None = None,
+        qformer_attention_mask: torch.LongTensor | None = None,
+        clue_masks: torch.Tensor | None = None,
+        utterance_frame_mask: torch.Tensor | None = None,
+        audio_values: torch.FloatTensor | None = None,
+        audio_clip_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> MicroEmoCausalLMOutputWithPast:
+        r"""
+        Inputs as in [`MicroEmoModel.forward`], plus:
+            labels (`torch.LongTensor` of shape `(B, S)`): token ids to predict, -100 where not supervised (the
+                processor supervises only the answer). Shifted inside the loss.
+            logits_to_keep (`int` or `torch.Tensor`): compute logits for the last `logits_to_keep` positions only
+                (0 = all), as in transformers' causal LMs.
+        """
+        if "past_key_values" in kwargs:
+            cache = kwargs.pop("past_key_values") if cache is None else cache
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            frame_mask=frame_mask,
+            qformer_input_ids=qformer_input_ids,
+            qformer_attention_mask=qformer_attention_mask,
+            clue_masks=clue_masks,
+            utterance_frame_mask=utterance_frame_mask,
+            audio_values=audio_values,
+            audio_clip_mask=audio_clip_mask,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            hidden_states = hidden_states[:, -logits_to_keep:] if logits_to_keep > 0 else hidden_states
+        else:
+            hidden_states = hidden_states[:, logits_to_keep]
+        logits = self.lm_head(hidden_states)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != input_ids.shape if input_ids is not None else labels.shape[:2] != inputs_embeds.shape[:2]:
+                raise ValueError(
+                    f"MicroEmo: `labels` has shape {tuple(labels.shape)}, expected the shape of `input_ids` "
+                    f"{tuple((input_ids if input_ids is not None else inputs_embeds).shape[:2])}."
+                )
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+
+        return MicroEmoCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            video_embeds=outputs.video_embeds,
+            audio_embeds=outputs.audio_embeds,
+        )
+
+    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs) -> dict:
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            # The video and audio tokens are in the cache after prefill; encoding them again would fail the
+            # placeholder check (the new token is not a placeholder) and waste the encoders' time.
+            for name in _MULTIMODAL_INPUT_NAMES:
+                model_inputs.pop(name, None)
+        return model_inputs
+
+
+__all__ = ["MicroEmoForConditionalGeneration", "MicroEmoModel", "MicroEmoPreTrainedModel"]
