@@ -1,0 +1,105 @@
+"""Audio: the sound of a video (or a separate audio file) as 16 kHz mono, cut into 2 s clips.
+
+The clip layout follows ImageBind's audio loader as used by Video-LLaMA: C clips of 2 s with
+starts ``k * max(duration - 2, 0) / C`` (so short audio gives overlapping clips, and audio shorter
+than 2 s is zero-padded). The fbank features themselves are computed by the processor's feature
+extractor (an ``ASTFeatureExtractor`` configured to ImageBind's recipe by default).
+
+Hub-shipped with the processor: ``av`` is imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .video_io import MediaError, NoAudioStreamError, _import_av, open_container
+
+SAMPLING_RATE = 16_000
+CLIP_SECONDS = 2.0
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sampling_rate: int = SAMPLING_RATE,
+    *,
+    time_origin: float | None = None,
+) -> np.ndarray:
+    """Decode the first audio stream of ``path`` to mono float32 at ``sampling_rate``.
+
+    Args:
+        path: a video or audio file.
+        sampling_rate: output rate in Hz.
+        time_origin: the time (in the container's clock, seconds) that becomes sample 0. By default
+            the start of the video stream when there is one, so that audio and frame timestamps share
+            one clock; audio that starts later is preceded by silence.
+
+    Raises:
+        FileNotFoundError / MediaError: unreadable file. NoAudioStreamError: no audio stream.
+    """
+    av = _import_av()
+    with open_container(path) as container:
+        if not container.streams.audio:
+            raise NoAudioStreamError(f"{path}: has no audio stream")
+        stream = container.streams.audio[0]
+        if time_origin is None:
+            video = container.streams.video[0] if container.streams.video else None
+            if video is not None and video.start_time is not None:
+                time_origin = float(video.start_time * video.time_base)
+            else:
+                time_origin = 0.0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        pieces: list[np.ndarray] = []
+        first_time: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if first_time is None and frame.pts is not None and frame.time_base is not None:
+                    first_time = float(frame.pts * frame.time_base)
+                for out in resampler.resample(frame):
+                    pieces.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                pieces.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError as error:
+            if not pieces:
+                reason = getattr(error, "strerror", None) or str(error)
+                raise MediaError(f"{path}: audio stream cannot be decoded (FFmpeg: {reason})") from None
+    if not pieces:
+        raise MediaError(f"{path}: audio stream holds no samples")
+    waveform = np.concatenate(pieces).astype(np.float32, copy=False)
+    lead = (first_time or 0.0) - time_origin
+    if lead > 0:
+        waveform = np.concatenate([np.zeros(int(round(lead * sampling_rate)), np.float32), waveform])
+    elif lead < 0:
+        waveform = waveform[int(round(-lead * sampling_rate)) :]
+    return waveform
+
+
+def clip_starts(duration: float, num_clips: int, clip_seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """Start times (s) of ``num_clips`` clips of ``clip_seconds`` spread over ``duration`` (ImageBind's layout)."""
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    return np.arange(num_clips, dtype=np.float64) * max(duration - clip_seconds, 0.0) / num_clips
+
+
+def cut_clips(
+    waveform: np.ndarray,
+    num_clips: int = 8,
+    sampling_rate: int = SAMPLING_RATE,
+    clip_seconds: float = CLIP_SECONDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``waveform`` into ``num_clips`` clips; returns (clips [C, clip_samples], starts [C] in s).
+
+    Clips that run past the end are zero-padded.
+    """
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    if waveform.size == 0:
+        raise ValueError("waveform is empty")
+    length = int(round(clip_seconds * sampling_rate))
+    starts = clip_starts(waveform.size / sampling_rate, num_clips, clip_seconds)
+    clips = np.zeros((num_clips, length), dtype=np.float32)
+    for k, start in enumerate(starts):
+        first = int(round(start * sampling_rate))
+        piece = waveform[first : first + length]
+        clips[k, : piece.size] = piece
+    return clips, starts

@@ -1,0 +1,165 @@
+"""Face-mesh landmarks (478 points) per frame with MediaPipe, offline.
+
+Two backends:
+- :class:`LegacyFaceMesh` (default): mediapipe 0.10.21's ``solutions.face_mesh``, whose models ship
+  inside the wheel, so it runs with no download.
+- :class:`TasksFaceLandmarker`: mediapipe's Tasks ``FaceLandmarker``, for mediapipe >= 0.10.30
+  (which dropped the legacy API); needs a ``face_landmarker.task`` file that the user supplies.
+
+Both return the same landmark indices. With several faces the largest (by landmark bounding-box
+area) is kept. A frame with no face gives NaN landmarks and ``face_found = False``.
+
+Hub-shipped with the processor: mediapipe is imported lazily, inside ``try`` blocks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .face_regions import NUM_LANDMARKS
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # tqdm is a dependency of transformers, but stay importable without it
+
+    def tqdm(iterable, **_):
+        return iterable
+
+
+def _import_mediapipe():
+    try:
+        import mediapipe
+    except ImportError as error:
+        raise ImportError(
+            "Face landmarks need mediapipe: pip install 'microemo[processing]' (mediapipe==0.10.21 has the "
+            "offline face mesh), or pass landmarks / clue_masks yourself"
+        ) from error
+    return mediapipe
+
+
+def largest_face(faces: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The face ([478, 3] normalised) with the largest landmark bounding box, or None."""
+    if not faces:
+        return None
+    areas = [float(np.ptp(f[:, 0]) * np.ptp(f[:, 1])) for f in faces]
+    return faces[int(np.argmax(areas))]
+
+
+class LegacyFaceMesh:
+    """mediapipe's legacy face mesh (models inside the 0.10.21 wheel: fully offline).
+
+    ``static_image_mode=True`` because sampled frames are seconds apart: tracking between them would
+    only carry a stale face forward.
+    """
+
+    name = "legacy"
+
+    def __init__(self, max_faces: int = 4, min_detection_confidence: float = 0.5) -> None:
+        mp = _import_mediapipe()
+        solutions = getattr(mp, "solutions", None)
+        if solutions is None or not hasattr(solutions, "face_mesh"):
+            raise ImportError(
+                f"mediapipe {getattr(mp, '__version__', '?')} has no legacy face mesh (removed in 0.10.30); "
+                "install mediapipe==0.10.21 or use TasksFaceLandmarker with a face_landmarker.task file"
+            )
+        self._mesh = solutions.face_mesh.FaceMesh(
+            static_image_mode=True,
+            max_num_faces=max_faces,
+            refine_landmarks=True,  # adds the 10 iris points: 478 like the Tasks API
+            min_detection_confidence=min_detection_confidence,
+        )
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        result = self._mesh.process(np.ascontiguousarray(frame, dtype=np.uint8))
+        if not result.multi_face_landmarks:
+            return None
+        faces = [np.array([[p.x, p.y, p.z] for p in face.landmark], dtype=np.float32) for face in result.multi_face_landmarks]
+        return largest_face(faces)
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class TasksFaceLandmarker:
+    """mediapipe Tasks ``FaceLandmarker`` from a user-supplied ``face_landmarker.task`` model file."""
+
+    name = "tasks"
+
+    def __init__(self, model_path: str | os.PathLike, max_faces: int = 4) -> None:
+        mp = _import_mediapipe()
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"{model_path}: no such face landmarker model (a face_landmarker.task file)")
+        try:
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as error:
+            raise ImportError("this mediapipe has no Tasks API (mediapipe.tasks.python.vision)") from error
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=max_faces,
+        )
+        self._mp = mp
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame, dtype=np.uint8))
+        result = self._landmarker.detect(image)
+        faces = [np.array([[p.x, p.y, p.z] for p in face], dtype=np.float32) for face in result.face_landmarks]
+        return largest_face(faces)
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+
+def make_backend(face_landmarker_path: str | os.PathLike | None = None, max_faces: int = 4):
+    """The Tasks backend when a model file is given, else the offline legacy face mesh."""
+    if face_landmarker_path:
+        return TasksFaceLandmarker(face_landmarker_path, max_faces=max_faces)
+    return LegacyFaceMesh(max_faces=max_faces)
+
+
+def detect_landmarks(
+    frames: np.ndarray,
+    backend=None,
+    *,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks of the largest face in every frame.
+
+    Args:
+        frames: [T, H, W, 3] uint8 RGB.
+        backend: a callable frame -> [478, 3] or None (default: :class:`LegacyFaceMesh`).
+        progress: show a progress bar.
+
+    Returns:
+        landmarks [T, 478, 3] float32 (x, y normalised to the frame, z relative depth; NaN where no
+        face) and face_found [T] bool.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
+    own_backend = backend is None
+    backend = backend or LegacyFaceMesh()
+    landmarks = np.full((frames.shape[0], NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+    found = np.zeros(frames.shape[0], dtype=bool)
+    try:
+        for t, frame in enumerate(tqdm(frames, desc="face mesh", unit="frame", disable=not progress)):
+            face = backend(frame)
+            if face is not None and face.shape[0] >= NUM_LANDMARKS:
+                landmarks[t] = face[:NUM_LANDMARKS, :3]
+                found[t] = True
+    finally:
+        if own_backend:
+            backend.close()
+    return landmarks, found
+
+
+def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of one face's landmarks, normalised."""
+    xy = landmarks[:, :2]
+    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())

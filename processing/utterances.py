@@ -1,0 +1,297 @@
+"""Utterance spans: read from SRT / WebVTT / JSON, found by ASR or by energy-based VAD, then
+validated, clamped to the video, merged down to ``max_utterances`` and assigned to frames.
+
+A span is ``(start, end, text)`` in seconds on the clock of the frame timestamps (0 = the start of
+the video stream). Hub-shipped with the processor: numpy only; transformers' ASR pipeline is
+imported when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class SpanError(ValueError):
+    """Utterance spans that cannot be used; the message names the source and the span."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """One utterance: ``start`` and ``end`` in seconds, and its text (may be empty)."""
+
+    start: float
+    end: float
+    text: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+_CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})")
+_CUE_TIMING = re.compile(rf"^\s*({_CLOCK.pattern})\s*-->\s*({_CLOCK.pattern})")
+
+
+def _clock_to_seconds(text: str) -> float:
+    match = _CLOCK.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    hours, minutes, seconds, fraction = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+
+
+def _parse_cues(text: str, source: str, kind: str) -> list[Span]:
+    """Shared SRT/VTT cue parser: a timing line ``a --> b`` followed by text lines until a blank line."""
+    spans: list[Span] = []
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "-->" in line:
+            match = _CUE_TIMING.match(line)
+            if match is None:
+                raise SpanError(f"{source}: line {i + 1}: malformed {kind} cue timing {line.strip()!r}")
+            start = _clock_to_seconds(match.group(1))
+            end = _clock_to_seconds(match.group(6))
+            words = []
+            i += 1
+            while i < len(lines) and lines[i].strip():
+                words.append(re.sub(r"<[^>]+>", "", lines[i].strip()))  # drop VTT/SRT styling tags
+                i += 1
+            spans.append(Span(start, end, " ".join(words)))
+        i += 1
+    return spans
+
+
+def parse_srt(text: str, source: str = "<srt>") -> list[Span]:
+    """Parse SubRip text; raises :class:`SpanError` naming ``source`` on malformed input."""
+    spans = _parse_cues(text, source, "SRT")
+    if not spans and text.strip():
+        raise SpanError(f"{source}: no SRT cue found (expected lines like '00:00:01,000 --> 00:00:02,500')")
+    return spans
+
+
+def parse_vtt(text: str, source: str = "<vtt>") -> list[Span]:
+    """Parse WebVTT text; raises :class:`SpanError` naming ``source`` on malformed input."""
+    if not text.lstrip("\ufeff").startswith("WEBVTT"):
+        raise SpanError(f"{source}: a WebVTT file must start with 'WEBVTT'")
+    return _parse_cues(text, source, "WebVTT")
+
+
+def parse_json_spans(data: str | Sequence, source: str = "<json>") -> list[Span]:
+    """Parse a JSON list of ``{"start": s, "end": s, "text": "..."}`` (text optional)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise SpanError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if isinstance(data, dict) and "utterances" in data:
+        data = data["utterances"]
+    if not isinstance(data, list):
+        raise SpanError(f"{source}: expected a JSON list of {{start, end, text}} objects, got {type(data).__name__}")
+    spans = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or "start" not in item or "end" not in item:
+            raise SpanError(f"{source}: item {i} must be an object with 'start' and 'end' (seconds), got {item!r}")
+        try:
+            start, end = float(item["start"]), float(item["end"])
+        except (TypeError, ValueError):
+            raise SpanError(f"{source}: item {i}: start/end must be numbers, got {item!r}") from None
+        spans.append(Span(start, end, str(item.get("text", ""))))
+    return spans
+
+
+def load_spans(path: str | os.PathLike) -> list[Span]:
+    """Read spans from an ``.srt``, ``.vtt`` or ``.json`` file (chosen by extension)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    suffix = path.suffix.lower()
+    if suffix == ".srt":
+        return parse_srt(text, str(path))
+    if suffix == ".vtt":
+        return parse_vtt(text, str(path))
+    if suffix == ".json":
+        return parse_json_spans(text, str(path))
+    raise SpanError(f"{path}: unknown utterance file type {suffix!r} (use .srt, .vtt or .json)")
+
+
+def as_spans(items: Iterable, source: str = "<spans>") -> list[Span]:
+    """Accept Span objects, (start, end[, text]) tuples or {start, end, text} dicts."""
+    spans = []
+    for i, item in enumerate(items):
+        if isinstance(item, Span):
+            spans.append(item)
+        elif isinstance(item, dict):
+            spans.extend(parse_json_spans([item], f"{source}[{i}]"))
+        elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
+            spans.append(Span(float(item[0]), float(item[1]), str(item[2]) if len(item) == 3 else ""))
+        else:
+            raise SpanError(f"{source}: item {i} is not a span (start, end[, text]): {item!r}")
+    return spans
+
+
+def validate_spans(spans: Sequence[Span], duration: float | None, source: str = "<spans>") -> list[Span]:
+    """Check and clamp spans to ``[0, duration]``; return them sorted by start.
+
+    - ``end < start`` or a non-finite time: :class:`SpanError`.
+    - A span that starts at or after the end of the video: :class:`SpanError` (it cannot be
+      assigned any frame; usually the subtitles belong to another video or are in ms).
+    - A span that runs past the end (or starts before 0): clamped, with a warning.
+    """
+    cleaned = []
+    for i, span in enumerate(spans):
+        if not (np.isfinite(span.start) and np.isfinite(span.end)):
+            raise SpanError(f"{source}: utterance {i} has a non-finite time ({span.start}, {span.end})")
+        if span.end < span.start:
+            raise SpanError(
+                f"{source}: utterance {i} ends ({span.end:.3f} s) before it starts ({span.start:.3f} s)"
+            )
+        start, end = span.start, span.end
+        if duration is not None:
+            if start >= duration:
+                raise SpanError(
+                    f"{source}: utterance {i} starts at {start:.3f} s, at or after the end of the video "
+                    f"({duration:.3f} s)"
+                )
+            if end > duration or start < 0:
+                logger.warning(
+                    "%s: utterance %d (%.3f-%.3f s) clamped to the video (0-%.3f s)", source, i, start, end, duration
+                )
+                start, end = max(start, 0.0), min(end, duration)
+        elif start < 0:
+            raise SpanError(f"{source}: utterance {i} starts before 0 ({start:.3f} s)")
+        cleaned.append(Span(start, end, span.text))
+    return sorted(cleaned, key=lambda s: (s.start, s.end))
+
+
+def merge_spans(spans: Sequence[Span], max_utterances: int) -> list[Span]:
+    """Merge neighbours until at most ``max_utterances`` remain, always joining the pair with the
+    smallest gap (so the longest silences, the likeliest turn boundaries, survive)."""
+    if max_utterances < 0:
+        raise ValueError(f"max_utterances must be >= 0, got {max_utterances}")
+    merged = list(spans)
+    if max_utterances == 0:
+        return []
+    while len(merged) > max_utterances:
+        gaps = [merged[i + 1].start - merged[i].end for i in range(len(merged) - 1)]
+        i = int(np.argmin(gaps))
+        a, b = merged[i], merged[i + 1]
+        text = " ".join(t for t in (a.text, b.text) if t)
+        merged[i : i + 2] = [Span(a.start, max(a.end, b.end), text)]
+    return merged
+
+
+def assign_frames(spans: Sequence[Span], timestamps: np.ndarray) -> np.ndarray:
+    """[U, T] bool: frame t belongs to utterance u when its timestamp lies in [start, end].
+
+    An utterance that contains no sampled frame (shorter than the frame spacing) gets the frame
+    nearest to its middle, so every utterance has at least one frame.
+    """
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    mask = np.zeros((len(spans), timestamps.size), dtype=bool)
+    if timestamps.size == 0:
+        return mask
+    for u, span in enumerate(spans):
+        inside = (timestamps >= span.start) & (timestamps <= span.end)
+        if not inside.any():
+            inside[int(np.argmin(np.abs(timestamps - (span.start + span.end) / 2)))] = True
+        mask[u] = inside
+    return mask
+
+
+def detect_speech(
+    waveform: np.ndarray,
+    sampling_rate: int = 16_000,
+    *,
+    frame_seconds: float = 0.03,
+    hop_seconds: float = 0.01,
+    threshold_db: float = 12.0,
+    min_speech: float = 0.25,
+    min_silence: float = 0.5,
+    pad: float = 0.05,
+) -> list[Span]:
+    """Energy-based voice-activity detection: spans where the short-time energy stands
+    ``threshold_db`` above the recording's noise floor.
+
+    The floor is the 10th percentile of the frame energies (robust to speech filling most of the
+    clip); pauses shorter than ``min_silence`` stay inside one utterance (word and comma pauses),
+    and bursts shorter than ``min_speech`` are dropped (clicks, breaths).
+    """
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    frame = max(1, int(frame_seconds * sampling_rate))
+    hop = max(1, int(hop_seconds * sampling_rate))
+    if waveform.size < frame:
+        return []
+    count = 1 + (waveform.size - frame) // hop
+    index = np.arange(frame)[None, :] + hop * np.arange(count)[:, None]
+    energy = np.mean(waveform[index].astype(np.float64) ** 2, axis=1)
+    level = 10 * np.log10(energy + 1e-12)
+    floor = np.percentile(level, 10)
+    # Never call the noise floor of a silent file speech: also require -55 dBFS absolute.
+    active = (level > floor + threshold_db) & (level > -55.0)
+    # Runs of active frames, as [first, last] hop indices.
+    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    runs = [[s * hop / sampling_rate, ((e - 1) * hop + frame) / sampling_rate] for s, e in zip(starts, ends, strict=True)]
+    joined: list[list[float]] = []
+    for run in runs:
+        if joined and run[0] - joined[-1][1] < min_silence:
+            joined[-1][1] = run[1]
+        else:
+            joined.append(run)
+    total = waveform.size / sampling_rate
+    return [
+        Span(max(0.0, s - pad), min(total, e + pad)) for s, e in joined if e - s >= min_speech
+    ]
+
+
+def spans_from_asr_output(output: dict, duration: float | None = None, min_silence: float = 0.5) -> list[Span]:
+    """Spans from a transformers ASR pipeline's output with ``return_timestamps``.
+
+    Chunk timestamps (``return_timestamps=True``) give one span per chunk; word timestamps
+    (``"word"``) are grouped into utterances at pauses of ``min_silence`` or more. An open end
+    (``None``, the last chunk of some models) becomes ``duration``.
+    """
+    chunks = output.get("chunks") if isinstance(output, dict) else None
+    if not chunks:
+        return []
+    words = all(len(str(c.get("text", "")).split()) <= 1 for c in chunks) and len(chunks) > 1
+    spans: list[Span] = []
+    for chunk in chunks:
+        start, end = chunk.get("timestamp", (None, None))
+        if start is None:
+            continue
+        if end is None:
+            end = duration if duration is not None else start
+        text = str(chunk.get("text", "")).strip()
+        if words and spans and start - spans[-1].end < min_silence:
+            last = spans[-1]
+            spans[-1] = Span(last.start, float(end), f"{last.text} {text}".strip())
+        else:
+            spans.append(Span(float(start), float(end), text))
+    return spans
+
+
+def transcribe(waveform: np.ndarray, model: str, sampling_rate: int = 16_000, device: str | int | None = None) -> list[Span]:
+    """Utterance spans from a transformers ASR model (e.g. an openai/whisper checkpoint) with timestamps.
+
+    The model is loaded from ``model`` (a Hub id or a local folder) the first time; nothing is
+    downloaded unless the user names a Hub id.
+    """
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=model, device=device)
+    output = asr({"raw": np.asarray(waveform, dtype=np.float32), "sampling_rate": sampling_rate}, return_timestamps=True)
+    return spans_from_asr_output(output, duration=len(waveform) / sampling_rate)

@@ -1,0 +1,66 @@
+"""Shared fixtures of the processing tests: the committed sample media and small bad files."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def face_video() -> Path:
+    return ASSETS / "face_speech.mp4"
+
+
+@pytest.fixture(scope="session")
+def rotated_video() -> Path:
+    return ASSETS / "face_rotated_vfr_silent.mp4"
+
+
+@pytest.fixture(scope="session")
+def noface_video() -> Path:
+    return ASSETS / "noface_speech.mp4"
+
+
+@pytest.fixture(scope="session")
+def true_spans() -> list[dict]:
+    """The utterance boundaries measured on the synthesised speech when the media were made."""
+    return json.loads((ASSETS / "face_speech.json").read_text())
+
+
+def write_frames(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264") -> Path:
+    """Encode frames (RGB uint8) to ``path`` with PyAV."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, fps)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_wav(path: Path, waveform: np.ndarray, rate: int = 16_000) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((np.clip(waveform, -1, 1) * 32767).astype(np.int16).tobytes())
+    return path
