@@ -224,6 +224,12 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         for name, freeze in frozen.items():
             if freeze:
                 getattr(self, name).requires_grad_(False)
+        # Only the query outputs of the image Q-Former are kept, so its last layer's text feed-forward never
+        # reaches the loss. Trainable-but-unused parameters would stall DDP (unused-parameter error); freeze them.
+        last_layer = self.qformer.encoder.layer[-1]
+        for name in ("intermediate", "output"):
+            if hasattr(last_layer, name):
+                getattr(last_layer, name).requires_grad_(False)
 
     def train(self, mode: bool = True) -> "MicroEmoModel":
         super().train(mode)

@@ -1,0 +1,104 @@
+"""Tiny random MicroEmo models and batches built to the input contract (docs/model-inputs.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+import torch
+from microemo.modeling_microemo import MicroEmoConfig, MicroEmoForConditionalGeneration
+
+from microemo.presets import tiny_random_config
+
+TEXT_IDS = list(range(10, 22))  # ordinary tokens of the tiny vocabulary
+
+
+@pytest.fixture
+def make_model() -> Callable[..., MicroEmoForConditionalGeneration]:
+    def build(seed: int = 0, **overrides) -> MicroEmoForConditionalGeneration:
+        torch.manual_seed(seed)
+        return MicroEmoForConditionalGeneration(tiny_random_config(**overrides)).eval()
+
+    return build
+
+
+@pytest.fixture
+def tiny_model(make_model) -> MicroEmoForConditionalGeneration:
+    return make_model()
+
+
+def build_batch(
+    config: MicroEmoConfig,
+    frames: Sequence[int] = (4,),
+    utterances: Sequence[int] = (2,),
+    audio_clips: Sequence[int] = (3,),
+    regions: int = 3,
+    seed: int = 0,
+    answer: Sequence[int] = (),
+) -> dict[str, torch.Tensor]:
+    """A batch of samples with the given numbers of frames, utterances and audio clips (0 = no audio).
+
+    Utterance u of a sample spans frames [u * T_b / U_b, (u + 1) * T_b / U_b); every frame has a face whose
+    clue regions cover a few fixed patches; placeholders are expanded exactly as the processor does; the
+    sequences are left-padded; `answer` tokens, if any, follow the prompt and are the only supervised labels.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batch_size, num_frames = len(frames), max(frames)
+    num_utterances, num_clips = max(utterances), max(max(audio_clips), 1)
+    size, num_patches = config.vision_config.image_size, config.num_patches
+    audio = config.audio_config
+
+    frame_mask = torch.zeros(batch_size, num_frames, dtype=torch.bool)
+    utterance_frame_mask = torch.zeros(batch_size, num_utterances, num_frames, dtype=torch.bool)
+    audio_clip_mask = torch.zeros(batch_size, num_clips, dtype=torch.bool)
+    clue_masks = torch.zeros(batch_size, num_frames, regions, num_patches, dtype=torch.bool)
+    for b, (t, u, c) in enumerate(zip(frames, utterances, audio_clips, strict=True)):
+        frame_mask[b, :t] = True
+        audio_clip_mask[b, :c] = True
+        for k in range(u):
+            start, stop = k * t // u, max((k + 1) * t // u, k * t // u + 1)
+            utterance_frame_mask[b, k, start:stop] = True
+        for r in range(regions):
+            clue_masks[b, :t, r, 9 + 8 * r : 12 + 8 * r] = True  # three patches per region, rows 1..regions
+
+    sequences = []
+    for u, c in zip(utterances, audio_clips, strict=True):
+        audio_tokens = [config.audio_token_id] * (config.num_audio_query_tokens if c > 0 else 0)
+        video_tokens = [config.video_token_id] * config.num_video_tokens(u)
+        sequences.append([1, *audio_tokens, *video_tokens, *TEXT_IDS[: 4 + len(sequences)]])
+    prompt_lengths = [len(s) for s in sequences]
+    sequences = [s + list(answer) for s in sequences]
+    length = max(len(s) for s in sequences)
+    input_ids = torch.zeros(batch_size, length, dtype=torch.long)
+    attention_mask = torch.zeros(batch_size, length, dtype=torch.long)
+    labels = torch.full((batch_size, length), -100, dtype=torch.long)
+    for b, sequence in enumerate(sequences):
+        input_ids[b, length - len(sequence) :] = torch.tensor(sequence)
+        attention_mask[b, length - len(sequence) :] = 1
+        if answer:
+            labels[b, length - len(answer) :] = torch.tensor(answer)
+        assert prompt_lengths[b] + len(answer) == len(sequence)
+
+    text_length = 6
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "pixel_values": torch.randn(batch_size, num_frames, 3, size, size, generator=generator),
+        "frame_mask": frame_mask,
+        "qformer_input_ids": torch.randint(5, 100, (batch_size, num_frames, text_length), generator=generator),
+        "qformer_attention_mask": torch.ones(batch_size, num_frames, text_length, dtype=torch.long),
+        "clue_masks": clue_masks,
+        "utterance_frame_mask": utterance_frame_mask,
+        "audio_values": torch.randn(
+            batch_size, num_clips, 1, audio.num_mel_bins, audio.target_length, generator=generator
+        ),
+        "audio_clip_mask": audio_clip_mask,
+    }
+    if answer:
+        batch["labels"] = labels
+    return batch
+
+
+@pytest.fixture
+def make_batch() -> Callable[..., dict[str, torch.Tensor]]:
+    return build_batch
