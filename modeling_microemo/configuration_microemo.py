@@ -112,7 +112,9 @@ class MicroEmoConfig(PreTrainedConfig):
     @property
     def audio_output_size(self) -> int:
         """Width of one clip embedding produced by the audio encoder."""
-        if isinstance(self.audio_config, ImageBindAudioConfig):
+        # Compared by model type, not class: remote code may load this file and `imagebind_audio.py` as
+        # separate module copies, so the config's class need not be the one imported here.
+        if self.audio_config.model_type == ImageBindAudioConfig.model_type:
             return self.audio_config.projection_dim
         for name in ("output_hidden_size", "d_model", "hidden_size"):
             value = getattr(self.audio_config, name, None)

@@ -172,7 +172,8 @@ class ImageBindAudioModel(ImageBindAudioPreTrainedModel):
         self.stem_norm = nn.LayerNorm(config.hidden_size, eps=config.stem_layer_norm_eps)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + config.num_patches, config.hidden_size))
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        last = max(config.num_hidden_layers - 1, 1)  # plain Python: the model may be built on the meta device
+        rates = [config.drop_path_rate * i / last for i in range(config.num_hidden_layers)]
         self.blocks = nn.ModuleList([ImageBindAudioBlock(config, rate) for rate in rates])
         self.head_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.head_proj = nn.Linear(config.hidden_size, config.projection_dim, bias=False)

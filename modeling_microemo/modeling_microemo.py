@@ -147,6 +147,13 @@ class MicroEmoPreTrainedModel(PreTrainedModel):
         "audio_position_embedding",
     )
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        # Loading replaces parameters, which resets `requires_grad`; the frozen parts are frozen again.
+        model.freeze_pretrained_parts()
+        return model
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
@@ -198,12 +205,13 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         self.video_projection = nn.Linear(video_hidden, text_hidden)
 
         # audio branch
-        if isinstance(config.audio_config, ImageBindAudioConfig):
+        if config.audio_config.model_type == ImageBindAudioConfig.model_type:
             self.audio_encoder = ImageBindAudioModel(config.audio_config)
         else:
             audio_model = AutoModel.from_config(config.audio_config)
             # Encoder-decoder speech models (Whisper) contribute their encoder only.
-            self.audio_encoder = audio_model.get_encoder() if hasattr(audio_model, "get_encoder") else audio_model
+            is_seq2seq = getattr(config.audio_config, "is_encoder_decoder", False)
+            self.audio_encoder = audio_model.get_encoder() if is_seq2seq else audio_model
         self.audio_position_embedding = nn.Embedding(config.max_audio_clips, config.audio_output_size)
         audio_hidden = config.audio_qformer_config.hidden_size
         self.audio_query_tokens = nn.Parameter(torch.zeros(1, config.num_audio_query_tokens, audio_hidden))
@@ -213,9 +221,10 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         # (c) language model
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
-        self._freeze_pretrained_parts()
+        self.freeze_pretrained_parts()
 
-    def _freeze_pretrained_parts(self) -> None:
+    def freeze_pretrained_parts(self) -> None:
+        """Freeze what the paper freezes (per the config's `freeze_*` switches); the rest keeps its state."""
         frozen = {
             "vision_model": self.config.freeze_vision_encoder,
             "audio_encoder": self.config.freeze_audio_encoder,
@@ -340,7 +349,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                 fail("audio_values", audio_values, f"batch size {batch_size} as `input_ids`")
             if c > self.config.max_audio_clips:
                 fail("audio_values", audio_values, f"at most max_audio_clips={self.config.max_audio_clips} clips")
-            if isinstance(self.config.audio_config, ImageBindAudioConfig):
+            if self.config.audio_config.model_type == ImageBindAudioConfig.model_type:
                 cfg = self.config.audio_config
                 if tuple(audio_values.shape[2:]) != (1, cfg.num_mel_bins, cfg.target_length):
                     fail("audio_values", audio_values, f"({b}, {c}, 1, {cfg.num_mel_bins}, {cfg.target_length})")
@@ -631,7 +640,18 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
         self.model = MicroEmoModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
-        if config.freeze_language_model:
+        self.freeze_pretrained_parts()
+        # `register_for_auto_class` records one Auto class; `save_pretrained` adds AutoConfig and AutoModel to the
+        # `auto_map`, the image-text-to-text entry is ours to add.
+        auto_map = dict(getattr(config, "auto_map", None) or {})
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        auto_map.setdefault("AutoModelForImageTextToText", f"{module}.{type(self).__name__}")
+        config.auto_map = auto_map
+
+    def freeze_pretrained_parts(self) -> None:
+        """Freeze the vision encoder, audio encoder and LLM (with its head) as the config says."""
+        self.model.freeze_pretrained_parts()
+        if self.config.freeze_language_model:
             self.lm_head.requires_grad_(False)
 
     def get_input_embeddings(self) -> nn.Module:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 import torch
-from microemo.modeling_microemo import MicroEmoConfig, MicroEmoForConditionalGeneration
 
+from microemo.modeling_microemo import MicroEmoConfig, MicroEmoForConditionalGeneration
 from microemo.presets import tiny_random_config
 
 TEXT_IDS = list(range(10, 22))  # ordinary tokens of the tiny vocabulary
@@ -47,6 +47,8 @@ def build_batch(
     num_utterances, num_clips = max(utterances), max(max(audio_clips), 1)
     size, num_patches = config.vision_config.image_size, config.num_patches
     audio = config.audio_config
+    # ImageBind-style fbank per clip; other encoders get their real features from the test itself.
+    audio_features = (1, audio.num_mel_bins, audio.target_length) if hasattr(audio, "target_length") else (16,)
 
     frame_mask = torch.zeros(batch_size, num_frames, dtype=torch.bool)
     utterance_frame_mask = torch.zeros(batch_size, num_utterances, num_frames, dtype=torch.bool)
@@ -89,9 +91,7 @@ def build_batch(
         "qformer_attention_mask": torch.ones(batch_size, num_frames, text_length, dtype=torch.long),
         "clue_masks": clue_masks,
         "utterance_frame_mask": utterance_frame_mask,
-        "audio_values": torch.randn(
-            batch_size, num_clips, 1, audio.num_mel_bins, audio.target_length, generator=generator
-        ),
+        "audio_values": torch.randn(batch_size, num_clips, *audio_features, generator=generator),
         "audio_clip_mask": audio_clip_mask,
     }
     if answer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from microemo.modeling_microemo.modeling_microemo import MicroEmoLocalClueAttention
 
 
