@@ -1,0 +1,99 @@
+"""`microemo evaluate`: EMER Accuracy_s / Recall_s (and a judge-free score) for a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+EXIT_INCOMPLETE = 3
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` sub-command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predictions with EMER's Accuracy_s / Recall_s (LLM judge or saved groupings)",
+        description=(
+            "Score open-vocabulary emotion predictions against EMER references. Predictions are label lists "
+            "(CSV name,openset) or free-form explanations (CSV name,english; labels are extracted by the judge). "
+            "Prints a table shaped like the paper's Table 1 and writes a JSON report for auditing."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--predictions", type=Path, required=True, help="predictions file (.csv, .jsonl, .json)")
+    parser.add_argument("--references", type=Path, required=True, help="references file, e.g. CSV name,openset")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="JSON report path (default: <predictions>.emer-report.json beside the predictions)")
+    parser.add_argument("--model-name", default=None, help="row name in the table (default: predictions file stem)")
+    parser.add_argument("--prediction-field", default=None,
+                        help="prediction column (default: openset/labels, else english/description/...)")
+    parser.add_argument("--reference-field", default=None, help="reference column (default: openset)")
+
+    judge = parser.add_argument_group("judge (an OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp)")
+    judge.add_argument("--judge-model", default=None, help="judge model name; without it, only saved groupings are used")
+    judge.add_argument("--judge-base-url", default=None, help="endpoint, e.g. http://localhost:8000/v1 (default: OpenAI)")
+    judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    judge.add_argument("--judge-concurrency", type=int, default=8, help="requests in flight at once")
+    judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per request")
+    judge.add_argument("--judge-max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
+    judge.add_argument("--judge-cache", type=Path, default=None,
+                       help="SQLite cache of judge replies (default: ~/.cache/microemo/judge-cache.sqlite)")
+    judge.add_argument("--no-judge-cache", action="store_true", help="send every prompt, cache nothing")
+
+    saved = parser.add_argument_group("saved groupings and judge-free scores")
+    saved.add_argument("--groupings", type=Path, default=None,
+                       help="saved groupings: a folder of <name>.npy (MERTools openset-synonym) or a JSON report")
+    saved.add_argument("--mer2024-label-parsing", action="store_true",
+                       help="read list strings exactly as MERTools' MER2024 scorer (to recompute its published numbers)")
+    saved.add_argument("--lexicon", type=Path, default=None,
+                       help="emotion-wheel lexicon folder in MERTools' layout (wheel*.xlsx, synonym.xlsx, format.csv)")
+    saved.add_argument("--matching", choices=("lemma", "exact"), default="lemma",
+                       help="judge-free matching when no lexicon is given")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one evaluation; 0 when every sample was scored, 3 when some failed, 1 on an error."""
+    # Imported here so that building the `microemo` parser stays fast.
+    from .judge import JudgeConfig, JudgeError
+    from .runner import EvaluationRequest, format_table, run_evaluation
+
+    try:
+        judge = None
+        if args.judge_model:
+            judge = JudgeConfig(
+                model=args.judge_model,
+                base_url=args.judge_base_url,
+                api_key_env=args.judge_api_key_env,
+                concurrency=args.judge_concurrency,
+                timeout=args.judge_timeout,
+                max_retries=args.judge_max_retries,
+                cache_path=args.judge_cache,
+                use_cache=not args.no_judge_cache,
+            )
+        output = args.output or args.predictions.with_name(args.predictions.stem + ".emer-report.json")
+        request = EvaluationRequest(
+            predictions=args.predictions,
+            references=args.references,
+            judge=judge,
+            groupings=args.groupings,
+            lexicon=args.lexicon,
+            matching=args.matching,
+            label_parsing="mer2024" if args.mer2024_label_parsing else "lenient",
+            prediction_field=args.prediction_field,
+            reference_field=args.reference_field,
+            model_name=args.model_name,
+            output=output,
+            progress=not args.no_progress,
+        )
+        report = run_evaluation(request)
+    except (JudgeError, ValueError, OSError) as error:
+        print(f"microemo evaluate: error: {error}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    print(f"report: {output}")
+    return 0 if report["scores"]["complete"] else EXIT_INCOMPLETE

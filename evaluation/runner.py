@@ -1,0 +1,153 @@
+"""The evaluation runner behind `microemo evaluate`: files in, a Table-1-shaped table and an audit report out."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .emer import evaluate_emer, load_groupings
+from .io import align, read_samples, write_json_atomic
+from .judge import JudgeClient, JudgeConfig
+from .labels import LabelParsing
+from .prompts import EXTRACTION_PROMPT, GROUPING_PROMPT, PROMPTS_SHA256
+from .wheel import Matching, load_lexicon, matching_scores, wheel_scores
+
+__all__ = ["EvaluationRequest", "run_evaluation", "format_table", "REPORT_VERSION"]
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class EvaluationRequest:
+    """Everything one evaluation run needs; the CLI fills it from its flags."""
+
+    predictions: Path
+    references: Path
+    judge: JudgeConfig | None = None
+    groupings: Path | None = None
+    lexicon: Path | None = None
+    matching: Matching = "lemma"
+    label_parsing: LabelParsing = "lenient"
+    prediction_field: str | None = None
+    reference_field: str | None = None
+    model_name: str | None = None
+    output: Path | None = None
+    progress: bool = True
+
+
+def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
+    """Read the files, extract labels, group, score, and return (and write) the report.
+
+    The report is written only when the run got to the end, atomically; a run stopped by an
+    unusable judge writes nothing and the cache keeps what was finished. A report whose
+    ``scores.complete`` is false lists the samples whose judge replies never parsed.
+    """
+    references = read_samples(request.references, field=request.reference_field, fields=("openset", "labels"))
+    predictions = read_samples(request.predictions, field=request.prediction_field)
+    names = align(predictions, references)
+    prediction_type = "labels" if predictions.holds_labels else "auto"
+    groupings = load_groupings(request.groupings) if request.groupings is not None else None
+    lexicon = load_lexicon(request.lexicon) if request.lexicon is not None else None  # fail before any judge call
+
+    client = JudgeClient(request.judge) if request.judge is not None else None
+    try:
+        evaluation = evaluate_emer(
+            names,
+            [references.values[name] for name in names],
+            [predictions.values[name] for name in names],
+            judge=client,
+            groupings=groupings,
+            prediction_type=prediction_type,
+            label_parsing=request.label_parsing,
+            progress=request.progress,
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+    scored = [sample for sample in evaluation.samples if sample.error is None]
+    refs = [sample.reference for sample in scored]
+    preds = [sample.prediction for sample in scored]
+    judge_free = (
+        wheel_scores(refs, preds, lexicon, return_details=True)
+        if lexicon is not None
+        else matching_scores(refs, preds, matching=request.matching)
+    )
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model_name": request.model_name or Path(request.predictions).stem,
+        "predictions": {"path": str(predictions.path), "field": predictions.field},
+        "references": {"path": str(references.path), "field": references.field},
+        "label_parsing": request.label_parsing,
+        "groupings": str(request.groupings) if request.groupings is not None else None,
+        "judge": _judge_section(request.judge, client),
+        "prompts_sha256": PROMPTS_SHA256,
+        "prompts": {"grouping": GROUPING_PROMPT, "extraction": EXTRACTION_PROMPT},
+        "scores": evaluation.summary,
+        "judge_free": {
+            "metric": "emotion_wheel" if lexicon is not None else f"{request.matching}_match",
+            "lexicon": str(request.lexicon) if request.lexicon is not None else None,
+            **judge_free,
+        },
+        "failures": [
+            {"name": s.name, "error": s.error, "replies": s.failed_replies} for s in evaluation.failures
+        ],
+        "samples": [sample.to_dict() for sample in evaluation.samples],
+    }
+    if request.output is not None:
+        write_json_atomic(request.output, report)
+    return report
+
+
+def _judge_section(config: JudgeConfig | None, client: JudgeClient | None) -> dict[str, Any] | None:
+    if config is None or client is None:
+        return None
+    settings = asdict(config)
+    settings["cache_path"] = str(client.cache.path) if client.cache is not None else None
+    settings["base_url"] = config.resolved_base_url()
+    return {**settings, "stats": client.stats.to_dict()}
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A Markdown table in the shape of the paper's Table 1 (Avg, Accuracy_s, Recall_s, in percent),
+    followed by the judge-free columns and a line on what the numbers cover."""
+    scores, free = report["scores"], report["judge_free"]
+    if free["metric"] == "emotion_wheel":
+        extra = {
+            "Wheel-L1 F": free.get("wheel_level1_fscore", math.nan),
+            "Wheel-L2 F": free.get("wheel_level2_fscore", math.nan),
+        }
+    else:
+        prefix = free["metric"]
+        label = "Lemma-match F" if prefix == "lemma_match" else "Exact-match F"
+        extra = {label: free[f"{prefix}_fscore"]}
+    header = ["Model", "Avg", "Accuracy_s", "Recall_s", *extra]
+    row = [
+        report["model_name"],
+        _percent(scores["avg"]),
+        _percent(scores["accuracy_s"]),
+        _percent(scores["recall_s"]),
+        *(_percent(value) for value in extra.values()),
+    ]
+    widths = [max(len(h), len(c)) for h, c in zip(header, row, strict=True)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |",
+    ]
+    judge = report.get("judge")
+    source = f"judge {judge['model']}" if judge else f"saved groupings {report.get('groupings')}"
+    coverage = f"{scores['num_scored']} of {scores['num_samples']} samples scored, {source}"
+    if not scores["complete"]:
+        coverage += f"; INCOMPLETE: {scores['num_failed']} samples failed (see the report's 'failures')"
+    lines.append("")
+    lines.append(coverage)
+    return "\n".join(lines)

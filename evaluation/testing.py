@@ -1,0 +1,154 @@
+"""A scripted OpenAI-compatible judge server on 127.0.0.1, for tests and benchmarks.
+
+It speaks `POST /v1/chat/completions` as OpenAI, vLLM or Ollama do, so the real `openai` client
+talks to it over real HTTP. A responder scripts every reply: correct, malformed, an HTTP error
+(429, 500, ...), or late. Its "correct" answers come from a small synonym table, which makes the
+expected scores computable by hand. Nothing here reaches beyond the loopback interface.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["SYNONYMS", "Reply", "ScriptedJudge", "correct_reply", "correct_grouping", "correct_extraction"]
+
+# Words the scripted judge treats as synonyms: word -> group head.
+SYNONYMS = {
+    "happy": "happy",
+    "joyful": "happy",
+    "cheerful": "happy",
+    "glad": "happy",
+    "angry": "angry",
+    "furious": "angry",
+    "mad": "angry",
+    "anxious": "anxious",
+    "worried": "anxious",
+    "nervous": "anxious",
+    "sad": "sad",
+    "upset": "sad",
+    "surprised": "surprised",
+    "calm": "calm",
+    "relaxed": "calm",
+}
+
+
+def union_from_grouping_prompt(prompt: str) -> list[str]:
+    """The label list the grouping prompt asks about (its last `Input: [...] Output:`)."""
+    match = re.search(r"Input: (\[[^\]]*\]) Output:$", prompt)
+    assert match, f"not a grouping prompt: {prompt[-200:]!r}"
+    return json.loads(match.group(1).replace("'", '"'))
+
+
+def correct_grouping(prompt: str) -> str:
+    """What a good judge answers: the union grouped by SYNONYMS, unknown words alone."""
+    groups: dict[str, list[str]] = {}
+    for word in union_from_grouping_prompt(prompt):
+        groups.setdefault(SYNONYMS.get(word, word), []).append(word)
+    return str(list(groups.values()))
+
+
+def correct_extraction(prompt: str) -> str:
+    """What a good judge answers to the extraction prompt: known emotion words in the text, unquoted."""
+    description = prompt.rsplit("Input: ", 1)[1].rsplit("; Output: ", 1)[0].lower()
+    words = [word for word in SYNONYMS if re.search(rf"\b{word}\b", description)]
+    return "[" + ", ".join(words) + "]"
+
+
+def correct_reply(prompt: str) -> str:
+    if "group the emotions" in prompt:
+        return correct_grouping(prompt)
+    return correct_extraction(prompt)
+
+
+@dataclass
+class Reply:
+    """One scripted answer: HTTP status, message content, delay before answering, extra headers."""
+
+    content: str | None = None
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Responder = Callable[[str, int], Reply]
+
+
+class ScriptedJudge:
+    """The server. ``responder(prompt, nth_time_this_prompt_was_seen)`` decides each reply."""
+
+    def __init__(self, responder: Responder | None = None) -> None:
+        self.responder = responder or (lambda prompt, nth: Reply(correct_reply(prompt)))
+        self.requests: list[dict] = []
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                prompt = body["messages"][-1]["content"]
+                with judge._lock:
+                    judge.requests.append(body)
+                    nth = judge._seen.get(prompt, 0)
+                    judge._seen[prompt] = nth + 1
+                reply = judge.responder(prompt, nth)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status == 200:
+                    payload = {
+                        "id": f"chatcmpl-{len(judge.requests)}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"] + "-served",
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": reply.content},
+                             "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                    }
+                else:
+                    payload = {"error": {"message": f"scripted {reply.status}", "type": "scripted", "code": None}}
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): nothing to answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def __enter__(self) -> ScriptedJudge:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
