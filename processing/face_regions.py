@@ -159,8 +159,8 @@ def rasterize_clue_masks(
     """Clue masks [T, R, P] (bool) on the ViT patch grid, P = (image_size // patch_size) ** 2, row-major.
 
     A patch belongs to a region when the region covers at least ``min_coverage`` of it; the patch
-    holding most of a region is always included, so a detected region is never empty even when it
-    is smaller than a patch. Frames without a face (``face_found`` False) are all False.
+    holding most of a region (or, for a region smaller than the sampling grid, the patch under its
+    centre) is always included, so a detected region is never empty. Frames without a face (``face_found`` False) are all False.
     """
     if image_size % patch_size:
         raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -176,7 +176,12 @@ def rasterize_clue_masks(
     for t in np.flatnonzero(face_found):
         coverage = region_coverage(landmarks[t], grid, resolved)
         masks[t] = coverage >= min_coverage
-        best = coverage.argmax(axis=1)
-        has_area = coverage.max(axis=1) > 0
-        masks[t, np.flatnonzero(has_area), best[has_area]] = True
+        for r, parts in enumerate(resolved.values()):
+            if coverage[r].max() > 0:
+                masks[t, r, coverage[r].argmax()] = True
+            else:
+                # Smaller than the sampling grid: the patch under the region's centre.
+                centre = landmarks[t, [i for part in parts for i in part], :2].mean(axis=0)
+                col, row = np.clip((centre * grid).astype(int), 0, grid - 1)
+                masks[t, r, row * grid + col] = True
     return masks

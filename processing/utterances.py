@@ -47,7 +47,9 @@ def _clock_to_seconds(text: str) -> float:
     if match is None:
         raise ValueError(text)
     hours, minutes, seconds, fraction = match.groups()
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+    # Whole milliseconds first, one division last: 00:00:03,538 is 3.538 exactly as JSON writes it.
+    millis = ((int(hours or 0) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + int(fraction.ljust(3, "0"))
+    return millis / 1000
 
 
 def _parse_cues(text: str, source: str, kind: str) -> list[Span]:

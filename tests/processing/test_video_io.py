@@ -7,6 +7,7 @@ import logging
 import av
 import numpy as np
 import pytest
+
 from microemo.processing.video_io import (
     MediaError,
     NoVideoStreamError,

@@ -1,0 +1,87 @@
+"""``microemo visualize``: draw what the processor makes of a video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .face_regions import DEFAULT_CLUE_REGIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "visualize",
+        help="picture of a video's sampled frames, clue regions, utterances and audio clips",
+        description=(
+            "Sample frames of VIDEO, find the face and its clue regions, the utterances and the audio clips as "
+            "the processor does, and draw them into one PNG."
+        ),
+    )
+    parser.add_argument("video", type=Path, help="a video file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--processor", type=str, default=None, help="a saved MicroEmoProcessor folder (its settings)")
+    parser.add_argument("--frames", type=int, default=None, help="frames to sample (default: the processor's, 8)")
+    parser.add_argument("--utterances", type=Path, default=None, help=".srt / .vtt / .json spans (default: voice activity)")
+    parser.add_argument("--audio", type=Path, default=None, help="a separate audio file (default: the video's audio)")
+    parser.add_argument("--image-size", type=int, default=224, help="model input size without --processor (224)")
+    parser.add_argument("--patch-size", type=int, default=14, help="ViT patch size without --processor (14)")
+    parser.add_argument(
+        "--regions", nargs="+", default=list(DEFAULT_CLUE_REGIONS), help="clue regions without --processor"
+    )
+    parser.add_argument("--face-landmarker", type=Path, default=None, help="a mediapipe face_landmarker.task")
+    parser.set_defaults(func=run_visualize)
+
+
+def _processor(args: argparse.Namespace):
+    from .processing_microemo import MicroEmoProcessor, default_image_processor
+
+    if args.processor:
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(args.processor, trust_remote_code=True)
+    from .tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    # Drawing needs the processor's analysis only, never its tokenizers: tiny offline ones do.
+    return MicroEmoProcessor(
+        default_image_processor(args.image_size),
+        None,
+        build_tiny_llm_tokenizer(),
+        build_tiny_qformer_tokenizer(),
+        patch_size=args.patch_size,
+        clue_regions=args.regions,
+        face_landmarker_path=str(args.face_landmarker) if args.face_landmarker else None,
+        max_frames=max(32, args.frames or 8),
+    )
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    from .utterances import SpanError
+    from .video_io import MediaError
+    from .visualize import draw_sample
+
+    try:
+        processor = _processor(args)
+        sample = processor.prepare_sample(
+            str(args.video),
+            utterances=str(args.utterances) if args.utterances else None,
+            audio=str(args.audio) if args.audio else None,
+            num_frames=args.frames,
+        )
+    except (FileNotFoundError, MediaError, SpanError, ValueError) as error:
+        print(f"microemo visualize: {error}", file=sys.stderr)
+        return 2
+    path = draw_sample(
+        sample,
+        args.output,
+        region_names=list(processor.clue_regions),
+        image_size=processor.image_size,
+        patch_size=processor.patch_size,
+        num_audio_clips=processor.num_audio_clips,
+    )
+    found = int(sample.face_found.sum())
+    print(
+        f"{path}: {sample.video.frames.shape[0]} frames ({found} with a face), {len(sample.utterances)} utterances, "
+        f"{'no audio' if sample.waveform is None else f'{processor.num_audio_clips} audio clips'}"
+    )
+    return 0

@@ -1,0 +1,114 @@
+"""One picture of what the processor made of a video: the sampled frames with the facial clue regions
+drawn over them (as the model's patch grid), and under them the timeline of the utterances, the
+audio clips, the waveform and the sampled frame times.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .face_regions import _convex_hull, resolve_regions
+from .processing_microemo import PreparedSample
+
+# One colour per region (RGB 0..1), cycled when there are more regions.
+_COLOURS = [(0.95, 0.25, 0.2), (0.2, 0.6, 1.0), (1.0, 0.8, 0.1), (0.3, 0.85, 0.35), (0.8, 0.35, 0.95), (0.1, 0.9, 0.9)]
+
+
+def draw_sample(
+    sample: PreparedSample,
+    output: str | os.PathLike,
+    *,
+    region_names: list[str],
+    image_size: int,
+    patch_size: int,
+    num_audio_clips: int,
+    clip_seconds: float = 2.0,
+    title: str | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Save the picture of ``sample`` to ``output`` (PNG); returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+    from PIL import Image
+
+    regions = resolve_regions(region_names)
+    frames = sample.video.frames
+    t = frames.shape[0]
+    grid = image_size // patch_size
+    cols = min(t, 8)
+    rows = int(np.ceil(t / cols))
+    figure = plt.figure(figsize=(3.0 * cols, 3.2 * rows + 2.4), dpi=dpi)
+    heights = [3.2] * rows + [2.4]
+    spec = figure.add_gridspec(rows + 1, cols, height_ratios=heights, hspace=0.25, wspace=0.05, left=0.06, right=0.99)
+
+    for i in range(t):
+        axis = figure.add_subplot(spec[i // cols, i % cols])
+        # Show the frame as the model sees it: squared to image_size.
+        resized = np.asarray(Image.fromarray(frames[i]).resize((image_size, image_size), Image.BICUBIC))
+        axis.imshow(resized, extent=(0, image_size, image_size, 0))
+        for r in range(sample.clue_masks.shape[1]):
+            colour = _COLOURS[r % len(_COLOURS)]
+            for p in np.flatnonzero(sample.clue_masks[i, r]):
+                y, x = divmod(int(p), grid)
+                axis.add_patch(
+                    Rectangle(
+                        (x * patch_size, y * patch_size), patch_size, patch_size,
+                        facecolor=(*colour, 0.22), edgecolor=(*colour, 0.55), linewidth=0.4,
+                    )
+                )  # fmt: skip
+        if sample.landmarks is not None and sample.face_found[i]:
+            xy = sample.landmarks[i, :, :2] * image_size
+            axis.scatter(xy[:, 0], xy[:, 1], s=0.25, c="white", alpha=0.5, linewidths=0)
+            # The regions' true outlines (convex hulls of their landmarks) over the patches they become.
+            for r, parts in enumerate(regions.values()):
+                for part in parts:
+                    hull = _convex_hull(xy[list(part)])
+                    if len(hull) >= 3:
+                        closed = np.vstack([hull, hull[:1]])
+                        axis.plot(closed[:, 0], closed[:, 1], color=_COLOURS[r % len(_COLOURS)], linewidth=1.0)
+        found = "face" if sample.face_found[i] else "no face"
+        axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=9)
+        axis.set_xlim(0, image_size)
+        axis.set_ylim(image_size, 0)
+        axis.set_xticks([])
+        axis.set_yticks([])
+
+    timeline = figure.add_subplot(spec[rows, :])
+    duration = sample.video.duration
+    if sample.waveform is not None:
+        wave = sample.waveform
+        step = max(1, wave.size // 4000)
+        times = np.arange(0, wave.size, step) / 16_000
+        peak = float(np.abs(wave).max()) or 1.0
+        timeline.plot(times, 0.5 + 0.45 * wave[::step] / peak, color="0.55", linewidth=0.5)
+    for u, span in enumerate(sample.utterances):
+        timeline.add_patch(Rectangle((span.start, 1.15), span.end - span.start, 0.5, color=(0.2, 0.5, 0.9), alpha=0.6))
+        label = span.text if len(span.text) <= 40 else span.text[:37] + "..."
+        timeline.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=7, va="bottom")
+    if sample.audio_clip_starts is not None:
+        for k, start in enumerate(sample.audio_clip_starts[:num_audio_clips]):
+            y = -0.15 - 0.12 * (k % 4)
+            timeline.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.5)
+    for stamp in sample.video.timestamps:
+        timeline.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
+    timeline.set_xlim(0, max(duration, 1e-3))
+    timeline.set_ylim(-0.75, 2.3)
+    timeline.set_yticks([-0.35, 0.5, 1.4])
+    timeline.set_yticklabels(["audio clips", "waveform", "utterances"], fontsize=7)
+    timeline.set_xlabel("seconds (dotted: sampled frames)", fontsize=8)
+    timeline.tick_params(axis="x", labelsize=7)
+    handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
+    figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=7, frameon=False)
+    notes = "; ".join(sample.notes)
+    figure.suptitle((title or str(sample.video.path or "video")) + (f"\n{notes}" if notes else ""), fontsize=9, x=0.01, ha="left")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, bbox_inches="tight")
+    plt.close(figure)
+    return output
