@@ -225,17 +225,18 @@ def lemmatize(word: str) -> str:
     if len(word) <= 3 or not word.isalpha():
         return word
     stem = word
+    # Plural / third person first, then verb endings of what is left ("feelings" -> "feeling" -> "feel").
     if stem.endswith("ies") and len(stem) > 4:
         stem = stem[:-3] + "y"
     elif stem.endswith("es") and stem[:-2].endswith(_ES_AFTER):
         stem = stem[:-2]
     elif stem.endswith("s") and not stem.endswith(_KEEP_S):
         stem = stem[:-1]
-    elif stem.endswith("ied") and len(stem) > 4:
+    if stem.endswith("ied") and len(stem) > 4:
         stem = stem[:-3] + "y"
-    elif stem.endswith("eed"):
+    elif stem.endswith("eed") and len(stem) > 5:  # "agreed" -> "agree", but "need" stays
         stem = stem[:-1]
-    elif stem.endswith("ed") and len(stem) > 4 and _has_vowel(stem[:-2]):
+    elif stem.endswith("ed") and len(stem) > 4 and _has_vowel(stem[:-2]) and not stem.endswith("eed"):
         stem = _undouble(stem[:-2])
     elif stem.endswith("ing") and len(stem) > 5 and _has_vowel(stem[:-3]):
         stem = _undouble(stem[:-3])
