@@ -1,0 +1,213 @@
+"""MicroEmoProcessor: the model-input contract, placeholder counts, labels, round trip, and the tiny model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from microemo.presets import tiny_random_config
+from microemo.processing.processing_microemo import MicroEmoProcessor
+from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+from microemo.processing.video_io import decode_video
+
+
+@pytest.fixture(scope="module")
+def config():
+    return tiny_random_config()
+
+
+@pytest.fixture(scope="module")
+def processor(config):
+    return MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def batch(processor, face_video, rotated_video, noface_video, assets):
+    return processor(
+        [face_video, rotated_video, noface_video],
+        utterances=[assets / "face_speech.srt", None, None],
+        answers=["She is surprised, then relieved.", "Surprised.", "Nobody is visible."],
+        return_metadata=True,
+    )
+
+
+def test_contract_keys_shapes_and_dtypes(batch, config):
+    p = (config.vision_config.image_size // config.vision_config.patch_size) ** 2
+    assert batch["pixel_values"].shape == (3, 8, 3, 64, 64) and batch["pixel_values"].dtype == torch.float32
+    assert batch["frame_mask"].dtype == torch.bool and batch["frame_mask"].all()
+    assert batch["clue_masks"].shape == (3, 8, 5, p) and batch["clue_masks"].dtype == torch.bool
+    assert batch["qformer_input_ids"].shape[:2] == (3, 8)
+    assert batch["qformer_attention_mask"].shape == batch["qformer_input_ids"].shape
+    assert batch["audio_values"].shape == (3, 8, 1, 128, 204)
+    assert batch["audio_clip_mask"].shape == (3, 8)
+    # Utterances: 2 from the SRT, none for the silent clip, 1 found by VAD on the no-face clip.
+    assert batch["utterance_frame_mask"].shape == (3, 2, 8)
+    assert [len(s) for s in batch["utterance_spans"]] == [2, 0, 1]
+    for b, spans in enumerate(batch["utterance_spans"]):
+        assert batch["utterance_frame_mask"][b, : len(spans)].any(dim=1).all()
+        assert not batch["utterance_frame_mask"][b, len(spans) :].any()
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == batch["labels"].shape
+
+
+def test_missing_modalities_are_visible(batch):
+    assert batch["face_found"][:2].all() and not batch["face_found"][2].any()
+    assert batch["clue_masks"][:2].flatten(2).any(-1).all() and not batch["clue_masks"][2].any()
+    assert batch["audio_clip_mask"][0].all() and batch["audio_clip_mask"][2].all()
+    assert not batch["audio_clip_mask"][1].any() and (batch["audio_values"][1] == 0).all()
+
+
+def test_placeholders_expand_to_the_models_token_counts(batch, config):
+    for b, utterances in enumerate([2, 0, 1]):
+        ids = batch["input_ids"][b]
+        assert int((ids == config.video_token_id).sum()) == config.num_video_tokens(utterances)
+        audio = config.num_audio_query_tokens if batch["audio_clip_mask"][b].any() else 0
+        assert int((ids == config.audio_token_id).sum()) == audio
+
+
+def test_without_utterance_windows_only_the_global_tokens(config, face_video, assets):
+    off = tiny_random_config(use_utterance_windows=False)
+    processor = MicroEmoProcessor.from_model_config(off, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
+    out = processor(face_video, utterances=assets / "face_speech.json")
+    assert int((out["input_ids"] == off.video_token_id).sum()) == off.num_video_query_tokens
+
+
+def test_timestamp_text_per_frame(batch, processor):
+    for b in range(3):
+        for t in range(8):
+            text = processor.qformer_tokenizer.decode(batch["qformer_input_ids"][b, t], skip_special_tokens=True)
+            stamp = round(float(batch["frame_timestamps"][b, t]), 1)
+            assert text.replace(" ", "") == f"thisframeissampledat{stamp:.1f}second."
+
+
+def test_labels_supervise_only_the_answer(batch, processor):
+    for b, answer in enumerate(["She is surprised, then relieved.", "Surprised.", "Nobody is visible."]):
+        supervised = batch["labels"][b][batch["labels"][b] != -100]
+        assert processor.tokenizer.decode(supervised) == answer + processor.tokenizer.eos_token
+        # The supervised tokens are the last tokens of the row, and they equal the input there.
+        n = supervised.numel()
+        assert torch.equal(batch["input_ids"][b, -n:], supervised)
+        assert (batch["labels"][b, :-n] == -100).all()
+
+
+def test_left_padding(batch):
+    lengths = batch["attention_mask"].sum(1)
+    assert lengths.min() < lengths.max()
+    shortest = int(lengths.argmin())
+    assert batch["attention_mask"][shortest, -1] == 1 and batch["attention_mask"][shortest, 0] == 0
+
+
+def test_chat_messages_and_generation_prompt(processor, rotated_video, noface_video):
+    messages = [
+        {"role": "system", "content": "You read emotions."},
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "How does the scene feel?"}]},
+    ]
+    out = processor(rotated_video, messages=messages, utterances=[], return_metadata=True)
+    text = processor.decode(out["input_ids"][0])
+    assert text.startswith("<s>You read emotions.\n###Human: ")
+    assert text.endswith("How does the scene feel?\n###Assistant: ")
+    # The messages name no audio part, but the clip has audio: the placeholder count must say so.
+    with pytest.raises(ValueError, match="no <audio> placeholder"):
+        processor(noface_video, messages=messages)
+
+
+def test_given_landmarks_or_masks_skip_face_mesh(processor, face_video, config):
+    decoded = decode_video(face_video, 4)
+    landmarks = np.full((4, 478, 3), np.nan, np.float32)
+    out = processor(decoded, landmarks=landmarks, utterances=[], return_metadata=True)
+    assert not out["face_found"].any() and not out["clue_masks"].any()
+    masks = np.zeros((4, 2, 64), bool)
+    masks[1, 0, 10] = True
+    out = processor(decoded, clue_masks=masks, utterances=[], return_metadata=True)
+    assert out["clue_masks"].shape == (1, 4, 2, 64) and out["clue_masks"][0, 1, 0, 10]
+    assert out["face_found"][0].tolist() == [False, True, False, False]
+    with pytest.raises(ValueError, match=r"clue_masks must be \[T=4, R, P=64\]"):
+        processor(decoded, clue_masks=np.zeros((4, 2, 50), bool))
+
+
+def test_frame_arrays_and_waveforms(processor):
+    frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
+    out = processor(
+        [frames, frames[:2]],
+        frame_timestamps=[[0.0, 0.5, 1.0], None],
+        audio=[np.zeros(8000, np.float32), None],
+        utterances=[[(0.1, 0.6, "hi")], []],
+        return_metadata=True,
+    )
+    assert out["frame_mask"].tolist() == [[True, True, True], [True, True, False]]
+    assert out["audio_clip_mask"][0].all() and not out["audio_clip_mask"][1].any()
+    assert out["utterance_frame_mask"].shape == (2, 1, 3)
+    assert out["utterance_frame_mask"][0, 0].tolist() == [False, True, False]
+
+
+def test_bad_inputs_name_the_problem(processor, tmp_path, face_video, assets):
+    with pytest.raises(FileNotFoundError, match="gone.mp4: no such file"):
+        processor(tmp_path / "gone.mp4")
+    with pytest.raises(ValueError, match="one entry per video"):
+        processor([face_video, face_video], audio=[None])
+    spans = tmp_path / "late.json"
+    spans.write_text('[{"start": 30.0, "end": 31.0, "text": "after the end"}]')
+    with pytest.raises(ValueError, match=r"late\.json: utterance 0 starts at 30\.000 s, at or after the end"):
+        processor(face_video, utterances=spans)
+    with pytest.raises(ValueError, match="more than the model's max_frames"):
+        processor(face_video, num_frames=64)
+
+
+def test_from_model_config_checks_placeholder_ids(config):
+    with pytest.raises(ValueError, match="tokenizer places <video>/<audio> at ids 1022/1023"):
+        MicroEmoProcessor.from_model_config(
+            tiny_random_config(video_token_id=5, audio_token_id=6),
+            build_tiny_llm_tokenizer(),
+            build_tiny_qformer_tokenizer(),
+        )
+
+
+def test_round_trip_through_save_pretrained(processor, tmp_path, face_video, assets):
+    from transformers import AutoProcessor
+
+    MicroEmoProcessor.register_for_auto_class()
+    processor.save_pretrained(tmp_path / "saved")
+    for name in ("processing_microemo.py", "face_regions.py", "video_io.py", "qformer_tokenizer/tokenizer.json"):
+        assert (tmp_path / "saved" / name).is_file()
+    loaded = AutoProcessor.from_pretrained(tmp_path / "saved", trust_remote_code=True)
+    kwargs = dict(utterances=assets / "face_speech.srt", answers="Relieved.")
+    first, second = processor(face_video, **kwargs), loaded(face_video, **kwargs)
+    assert sorted(first) == sorted(second)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+    # And in a fresh Python that cannot import this project at all (as on the Hub).
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["microemo"] = None
+        import torch
+        from transformers import AutoProcessor
+        processor = AutoProcessor.from_pretrained({str(tmp_path / "saved")!r}, trust_remote_code=True)
+        out = processor({str(face_video)!r}, utterances={str(assets / "face_speech.srt")!r}, answers="Relieved.")
+        torch.save(dict(out), {str(tmp_path / "out.pt")!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True, timeout=300)
+    remote = torch.load(tmp_path / "out.pt", weights_only=True)
+    for key in first:
+        assert torch.equal(first[key], remote[key]), key
+
+
+def test_processor_output_feeds_the_tiny_model(batch, config, processor):
+    from microemo.modeling_microemo import MicroEmoForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = MicroEmoForConditionalGeneration(config).eval()
+    inputs = {k: v for k, v in batch.items() if k in processor.model_input_names}
+    outputs = model(**inputs, labels=batch["labels"])
+    assert torch.isfinite(outputs.loss)
+    assert outputs.logits.shape[:2] == batch["input_ids"].shape
+    outputs.loss.backward()  # the answer-only labels train the model's trainable parts
+    generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert generated.shape == (3, batch["input_ids"].shape[1] + 4)
+    assert torch.equal(generated[:, : batch["input_ids"].shape[1]], batch["input_ids"])
