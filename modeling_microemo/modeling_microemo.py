@@ -501,7 +501,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         if not has_audio.any():
             return audio_values.new_zeros(0, self.config.text_config.hidden_size), has_audio
 
-        encoder_output = self.audio_encoder(audio_values[audio_clip_mask])
+        encoder_output = self.audio_encoder(audio_values[audio_clip_mask].to(self.audio_encoder.dtype))
         clip_embeds = getattr(encoder_output, "pooler_output", None)
         if clip_embeds is None:  # sequence encoders (HuBERT, Whisper): mean over time
             clip_embeds = encoder_output.last_hidden_state.mean(dim=1)

@@ -212,3 +212,12 @@ def test_generate_with_cache_equals_generate_without(tiny_model, make_batch):
     without = tiny_model.generate(**batch, max_new_tokens=10, do_sample=False, use_cache=False)
     assert with_cache.shape == (2, batch["input_ids"].shape[1] + 10)
     assert torch.equal(with_cache, without)
+
+
+def test_half_precision_forward(make_model, make_batch):
+    """Inputs arrive in float32 from the processor; a bfloat16 model casts them where they enter."""
+    model = make_model().to(torch.bfloat16)
+    batch = make_batch(model.config, frames=[3, 1], utterances=[1, 0], audio_clips=[2, 0])
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
