@@ -92,9 +92,16 @@ def draw_sample(
         label = span.text if len(span.text) <= 40 else span.text[:37] + "..."
         timeline.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=7, va="bottom")
     if sample.audio_clip_starts is not None:
-        for k, start in enumerate(sample.audio_clip_starts[:num_audio_clips]):
-            y = -0.15 - 0.12 * (k % 4)
-            timeline.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.5)
+        starts = sample.audio_clip_starts[:num_audio_clips]
+        # One row per clip: on short audio the clips overlap and would hide each other on one row.
+        spacing = 0.6 / max(len(starts), 1)
+        for k, start in enumerate(starts):
+            y = -0.08 - spacing * k
+            timeline.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.0, solid_capstyle="butt")
+    else:
+        timeline.text(0.01 * duration, -0.35, "no audio stream: no audio clips", fontsize=8, color="0.3", va="center")
+    if not sample.utterances:
+        timeline.text(0.01 * duration, 1.4, "no utterances", fontsize=8, color="0.3", va="center")
     for stamp in sample.video.timestamps:
         timeline.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
     timeline.set_xlim(0, max(duration, 1e-3))
