@@ -83,25 +83,27 @@ def resolve_regions(
 
 
 def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Counter-clockwise convex hull (Andrew's monotone chain) of [N, 2] points."""
-    pts = np.unique(points, axis=0)
+    """Convex hull (Andrew's monotone chain) of [N, 2] points, in order around the polygon.
+
+    Plain Python floats: for the 10-40 points of a region this is several times faster than numpy.
+    """
+    pts = sorted(set(map(tuple, np.asarray(points, dtype=np.float64).tolist())))
     if len(pts) < 3:
-        return pts
-    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+        return np.array(pts, dtype=np.float64).reshape(-1, 2)
 
     def half(sequence):
-        chain: list[np.ndarray] = []
+        chain: list[tuple[float, float]] = []
         for p in sequence:
             while len(chain) >= 2:
-                a, b = chain[-2], chain[-1]
-                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) > 0:
+                (ax, ay), (bx, by) = chain[-2], chain[-1]
+                if (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax) > 0:
                     break
                 chain.pop()
             chain.append(p)
         return chain
 
     lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1])
+    return np.array(lower[:-1] + upper[:-1], dtype=np.float64)
 
 
 def _inside_convex(hull: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -128,24 +130,29 @@ def region_coverage(
     ``landmarks`` are normalised image coordinates ([478, 2+], x and y in [0, 1] of the frame), which
     are also the coordinates of the model's square resize of that frame: the image processor
     resizes to image_size x image_size without cropping, so normalised positions carry over as is.
+    Coverage is measured on ``samples_per_patch`` x ``samples_per_patch`` points per patch.
     """
     s = samples_per_patch
-    # Sub-sample centres of every patch, in normalised units, row-major over patches.
     offsets = (np.arange(s) + 0.5) / (s * grid)
-    cells = np.arange(grid) / grid
-    ys = (cells[:, None] + offsets[None, :]).reshape(-1)  # grid*s values
-    xs = ys
-    py, px = np.meshgrid(ys, xs, indexing="ij")  # [grid*s, grid*s]
-    xy = np.stack([px.reshape(-1), py.reshape(-1)], axis=1)
-    coverage = np.zeros((len(regions), grid * grid), dtype=np.float32)
+    coverage = np.zeros((len(regions), grid, grid), dtype=np.float32)
     for r, parts in enumerate(regions.values()):
-        inside = np.zeros(len(xy), dtype=bool)
         for part in parts:
             hull = _convex_hull(landmarks[list(part), :2].astype(np.float64))
-            inside |= _inside_convex(hull, xy)
-        # [grid*s, grid*s] -> [grid, s, grid, s] -> mean over the sub-samples of each patch.
-        coverage[r] = inside.reshape(grid, s, grid, s).mean(axis=(1, 3)).reshape(-1)
-    return coverage
+            if len(hull) < 3:
+                continue
+            # Only the patches under the hull's bounding box are tested (a region is a few patches).
+            c0, r0 = np.clip(np.floor(hull.min(axis=0) * grid).astype(int), 0, grid - 1)
+            c1, r1 = np.clip(np.floor(hull.max(axis=0) * grid).astype(int), 0, grid - 1)
+            ys = (np.arange(r0, r1 + 1)[:, None] / grid + offsets[None, :]).reshape(-1)
+            xs = (np.arange(c0, c1 + 1)[:, None] / grid + offsets[None, :]).reshape(-1)
+            py, px = np.meshgrid(ys, xs, indexing="ij")
+            inside = _inside_convex(hull, np.stack([px.reshape(-1), py.reshape(-1)], axis=1))
+            rows, cols = r1 - r0 + 1, c1 - c0 + 1
+            part_cover = inside.reshape(rows, s, cols, s).mean(axis=(1, 3))
+            # Parts of one region do not overlap in practice; max keeps a union's coverage <= 1.
+            window = coverage[r, r0 : r1 + 1, c0 : c1 + 1]
+            np.maximum(window, part_cover, out=window)
+    return coverage.reshape(len(regions), grid * grid)
 
 
 def rasterize_clue_masks(

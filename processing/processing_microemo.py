@@ -356,6 +356,11 @@ class MicroEmoProcessor(ProcessorMixin):
             spans, span_source = transcribe(waveform, self.asr_model), f"{source} (ASR {self.asr_model})"
         else:
             spans, span_source = [], source
+        if utterances is None:
+            # Found on the audio, which may run a little past the last frame (encoder padding): fit
+            # machine-made spans to the video quietly; user-given spans are checked and warned about.
+            duration = decoded.duration
+            spans = [Span(max(s.start, 0.0), min(s.end, duration), s.text) for s in spans if s.start < duration]
         spans = validate_spans(spans, decoded.duration, span_source)
         spans = merge_spans(spans, self.max_utterances)
         utterance_frame_mask = assign_frames(spans, decoded.timestamps)

@@ -211,3 +211,66 @@ def test_processor_output_feeds_the_tiny_model(batch, config, processor):
     generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
     assert generated.shape == (3, batch["input_ids"].shape[1] + 4)
     assert torch.equal(generated[:, : batch["input_ids"].shape[1]], batch["input_ids"])
+
+
+def test_asr_utterances_through_a_transformers_pipeline(config, face_video, monkeypatch):
+    """With utterance_source='asr' the processor calls transformers' ASR pipeline with timestamps and
+    uses its chunks as utterances (the pipeline is replaced here: no model may be downloaded in tests)."""
+    import transformers
+
+    seen = {}
+
+    def fake_pipeline(task, model, device=None):
+        seen["task"], seen["model"] = task, model
+
+        def run(inputs, return_timestamps):
+            seen["sampling_rate"], seen["timestamps"] = inputs["sampling_rate"], return_timestamps
+            return {"text": "one two", "chunks": [
+                {"text": " one", "timestamp": (0.6, 3.4)},
+                {"text": " two", "timestamp": (4.9, None)},
+            ]}  # fmt: skip
+
+        return run
+
+    monkeypatch.setattr(transformers, "pipeline", fake_pipeline)
+    processor = MicroEmoProcessor.from_model_config(
+        config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
+        utterance_source="asr", asr_model="local/whisper-folder",
+    )  # fmt: skip
+    out = processor(face_video, return_metadata=True)
+    assert seen == {"task": "automatic-speech-recognition", "model": "local/whisper-folder", "sampling_rate": 16_000, "timestamps": True}
+    spans = out["utterance_spans"][0]
+    assert [s[2] for s in spans] == ["one", "two"] and spans[1][1] == pytest.approx(8.2, abs=0.1)
+    assert "<Subtitle>one two</Subtitle>" in processor.decode(out["input_ids"][0])
+    with pytest.raises(ValueError, match="needs asr_model"):
+        MicroEmoProcessor.from_model_config(
+            config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(), utterance_source="asr"
+        )
+
+
+def test_saved_processor_works_without_pyav_and_mediapipe(processor, tmp_path):
+    """On frames with landmarks given, neither PyAV nor mediapipe is needed; a file path then says what to install."""
+    MicroEmoProcessor.register_for_auto_class()
+    processor.save_pretrained(tmp_path / "saved")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        for name in ("microemo", "av", "mediapipe"):
+            sys.modules[name] = None
+        import numpy as np
+        from transformers import AutoProcessor
+        processor = AutoProcessor.from_pretrained({str(tmp_path / "saved")!r}, trust_remote_code=True)
+        frames = np.zeros((2, 32, 32, 3), np.uint8)
+        landmarks = np.full((2, 478, 3), np.nan, np.float32)
+        out = processor(frames, landmarks=landmarks, utterances=[(0.0, 1.0, "hi")])
+        assert out["pixel_values"].shape == (1, 2, 3, 64, 64), out["pixel_values"].shape
+        try:
+            processor("clip.mp4")
+        except (ImportError, FileNotFoundError) as error:
+            print("ERROR:", error)
+        """
+    )
+    (tmp_path / "clip.mp4").write_bytes(bytes(64))
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ERROR: Decoding video or audio files needs PyAV" in result.stdout
