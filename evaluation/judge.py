@@ -203,6 +203,18 @@ class JudgeCache:
             )
             self._db.commit()
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """Accepted replies of the given keys that are in the cache (one query per 500 keys)."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", chunk).fetchall()
+                found.update(rows)
+        return found
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
@@ -245,18 +257,32 @@ class JudgeClient:
         Raises :class:`JudgeReplyError` when no reply parses after ``parse_retries`` re-asks, and
         :class:`JudgeUnavailableError` when the endpoint fails past ``max_retries``.
         """
-        messages = [{"role": "user", "content": prompt}]
-        key = JudgeCache.key(self.config.model, messages, self.config.sampling)
+        messages = self._messages(prompt)
+        key = self._key(messages)
         if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                try:
-                    value = parse(cached)
-                except ValueError:
-                    value = None  # a cache written by an older, looser parser: ask again
-                else:
-                    self._count(cache_hits=1)
-                    return Completion(key=key, text=cached, value=value, cached=True)
+            hit = self._from_cache(key, self.cache.get(key), parse)
+            if hit is not None:
+                return hit
+        return self._ask(messages, key, parse)
+
+    @staticmethod
+    def _messages(prompt: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": prompt}]
+
+    def _key(self, messages: list[dict[str, str]]) -> str:
+        return JudgeCache.key(self.config.model, messages, self.config.sampling)
+
+    def _from_cache(self, key: str, cached: str | None, parse: Callable[[str], T]) -> Completion[T] | None:
+        if cached is None:
+            return None
+        try:
+            value = parse(cached)
+        except ValueError:
+            return None  # a cache written by an older, looser parser: ask again
+        self._count(cache_hits=1)
+        return Completion(key=key, text=cached, value=value, cached=True)
+
+    def _ask(self, messages: list[dict[str, str]], key: str, parse: Callable[[str], T]) -> Completion[T]:
         replies: list[str] = []
         last_error: Exception | None = None
         for _ in range(self.config.parse_retries + 1):
@@ -356,16 +382,26 @@ class JudgeClient:
         finished before is already in the cache, so the next run resumes from there).
         """
         results: list[Completion[T] | JudgeReplyError | None] = [None] * len(prompts)
+        messages = [self._messages(prompt) for prompt in prompts]
+        keys = [self._key(message) for message in messages]
+        # Cache hits are answered here in one query; only misses go to the thread pool.
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
+        misses = []
+        for index, key in enumerate(keys):
+            results[index] = self._from_cache(key, cached.get(key), parse)
+            if results[index] is None:
+                misses.append(index)
 
         def one(index: int) -> None:
             try:
-                results[index] = self.complete(prompts[index], parse)
+                results[index] = self._ask(messages[index], keys[index], parse)
             except JudgeReplyError as error:
                 results[index] = error
 
-        bar = tqdm(total=len(prompts), desc=desc, disable=not progress or not prompts, leave=False)
+        bar = tqdm(total=len(prompts), initial=len(prompts) - len(misses), desc=desc,
+                   disable=not progress or not prompts, leave=False)
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="judge") as pool:
-            futures = [pool.submit(one, index) for index in range(len(prompts))]
+            futures = [pool.submit(one, index) for index in misses]
             pending = set(futures)
             try:
                 while pending:

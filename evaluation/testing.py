@@ -91,6 +91,9 @@ class ScriptedJudge:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and
+            # delayed ACKs add ~40 ms to every reply, which would swamp the client being measured.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 return
