@@ -21,7 +21,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # Gap between two sampled frames above which seeking to each one is cheaper than decoding every
-# frame in between (a keyframe interval of a few seconds is typical for H.264 in the wild).
+# frame in between, when the container has no index to read the keyframe interval from.
 SEEK_GAP_SECONDS = 8.0
 
 
@@ -216,7 +216,7 @@ def decode_video(
     *,
     times: np.ndarray | None = None,
     max_side: int | None = None,
-    seek_gap: float = SEEK_GAP_SECONDS,
+    seek_gap: float | None = None,
 ) -> DecodedVideo:
     """Decode ``num_frames`` uniformly sampled frames of the video at ``path``.
 
@@ -226,7 +226,10 @@ def decode_video(
         times: explicit target times in seconds; each target gets the frame nearest to it.
         max_side: downscale frames whose longer side exceeds this (saves memory on 4K video; the
             model resizes to its own input size anyway).
-        seek_gap: targets further apart than this many seconds are reached by seeking.
+        seek_gap: targets further apart than this many seconds are reached by seeking. Default: the
+            keyframe interval read from the container's index (a seek decodes from the keyframe
+            before its target, about half an interval on average, so seeking pays off once targets
+            are an interval apart), or 8 s without an index.
 
     A video with fewer distinct frames than targets gives each distinct frame once, so T may be
     smaller than ``num_frames`` (a one-frame video gives one frame). A truncated file gives the
@@ -247,6 +250,9 @@ def decode_video(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         gap = float(np.min(np.diff(targets))) if targets.size > 1 else info.duration
+        if seek_gap is None:
+            interval = _keyframe_interval(stream)
+            seek_gap = max(interval, 0.5) if interval is not None else SEEK_GAP_SECONDS
         try:
             if gap > seek_gap:
                 picked = _decode_by_seeking(container, stream, targets, info, max_side)
@@ -275,6 +281,20 @@ def decode_video(
     return DecodedVideo(
         frames=frames, timestamps=stamps, duration=info.duration, has_audio=info.has_audio, path=str(path)
     )
+
+
+def _keyframe_interval(stream) -> float | None:
+    """Median seconds between keyframes, from the container's index (None when it has too few entries)."""
+    try:
+        entries = stream.index_entries
+        stamps = [entry.timestamp for entry in entries if entry.is_keyframe]
+    except (AttributeError, TypeError):  # PyAV before index_entries, or a container without an index
+        return None
+    if len(stamps) == 1 and len(entries) > 1:
+        return float("inf")  # one keyframe for the whole stream: every seek would decode from the start
+    if len(stamps) < 2 or stream.time_base is None:
+        return None
+    return float(np.median(np.diff(stamps)) * stream.time_base)
 
 
 def _frame_time(frame, start: float, index: int, fps: float | None) -> float:

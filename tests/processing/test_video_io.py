@@ -162,3 +162,26 @@ def test_frames_from_array():
     np.testing.assert_allclose(video.timestamps, [0.0, 0.5, 1.0])
     with pytest.raises(ValueError, match="one entry per frame"):
         frames_from_array(np.zeros((3, 8, 8, 3), np.uint8), timestamps=[0.0, 1.0])
+
+
+def test_keyframe_interval_from_the_index(tmp_path, face_video):
+    from microemo.processing.video_io import _keyframe_interval
+
+    frames = list(decode_video(face_video, 40).frames)
+    path = tmp_path / "gop.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"g": "10"})
+        stream.width, stream.height, stream.pix_fmt = 240, 288, "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert _keyframe_interval(container.streams.video[0]) == pytest.approx(1.0)
+    with av.open(str(face_video)) as container:  # one keyframe: never seek
+        assert _keyframe_interval(container.streams.video[0]) == float("inf")
+    # Either way of decoding gives the same frames on this file.
+    a, b = decode_video(path, 4), decode_video(path, 4, seek_gap=1e9)
+    np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    np.testing.assert_array_equal(a.frames, b.frames)
