@@ -8,6 +8,7 @@ expected scores computable by hand. Nothing here reaches beyond the loopback int
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import threading
@@ -41,8 +42,9 @@ SYNONYMS = {
 def union_from_grouping_prompt(prompt: str) -> list[str]:
     """The label list the grouping prompt asks about (its last `Input: [...] Output:`)."""
     match = re.search(r"Input: (\[[^\]]*\]) Output:$", prompt)
-    assert match, f"not a grouping prompt: {prompt[-200:]!r}"
-    return json.loads(match.group(1).replace("'", '"'))
+    if match is None:
+        raise ValueError(f"not a grouping prompt (no final 'Input: [...] Output:'): {prompt[-200:]!r}")
+    return list(ast.literal_eval(match.group(1)))
 
 
 def correct_grouping(prompt: str) -> str:
