@@ -242,13 +242,14 @@ class JudgeClient:
         self.stats = JudgeStats()
         self._stats_lock = threading.Lock()
         self._sleep = sleep
+        # The cache first: if it cannot be opened there is no HTTP client left to close.
+        self.cache: JudgeCache | None = None
+        if config.use_cache:
+            self.cache = JudgeCache(config.cache_path or default_cache_path())
         # The client's own retries are off: ours count every attempt and honour our bounds.
         self._openai = openai.OpenAI(
             api_key=api_key, base_url=config.resolved_base_url(), timeout=config.timeout, max_retries=0
         )
-        self.cache: JudgeCache | None = None
-        if config.use_cache:
-            self.cache = JudgeCache(config.cache_path or default_cache_path())
 
     # -- one prompt ---------------------------------------------------------------------------
     def complete(self, prompt: str, parse: Callable[[str], T]) -> Completion[T]:

@@ -42,7 +42,8 @@ Returns:
     judge_stats when a judge was used; failed_samples; details on request.
 Examples:
     >>> metric = evaluate.load("path/to/evaluation/emer_set_accuracy")
-    >>> metric.compute(predictions=[["happy"]], references=[["happy", "excited"]])["recall_s"]
+    >>> groupings = {"0": [["happy", "joyful"], ["excited"]]}  # saved; or pass judge=JudgeConfig(...)
+    >>> metric.compute(predictions=[["joyful"]], references=[["happy", "excited"]], groupings=groupings)["recall_s"]
     0.5
 """
 
