@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 _HASH_CHUNK = 1 << 20
+# (resolved path, size, mtime) -> content digest, for this process: hash every file once, however
+# many LandmarkCache objects look at it.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -45,18 +48,16 @@ class LandmarkCache:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
-        self._digests: dict[tuple[str, int, int], str] = {}
 
     def key(self, video_path: str | os.PathLike, settings: dict) -> str:
         """Content hash of the file + a hash of the settings (JSON with sorted keys)."""
         path = Path(video_path)
         stat = path.stat()
-        # Hash each file once per process: (path, size, mtime) identifies it while we run.
         memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if memo not in self._digests:
-            self._digests[memo] = file_digest(path)
+        if memo not in _DIGESTS:
+            _DIGESTS[memo] = file_digest(path)
         settings_text = json.dumps(settings, sort_keys=True, default=str)
-        return f"{self._digests[memo]}-{hashlib.sha256(settings_text.encode()).hexdigest()[:16]}"
+        return f"{_DIGESTS[memo]}-{hashlib.sha256(settings_text.encode()).hexdigest()[:16]}"
 
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"

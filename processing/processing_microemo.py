@@ -626,6 +626,7 @@ class MicroEmoProcessor(ProcessorMixin):
         features = BatchFeature(data, tensor_type=return_tensors)
         if return_metadata:
             features["utterance_spans"] = [[(s.start, s.end, s.text) for s in sample.utterances] for sample in samples]
+            features["notes"] = [list(sample.notes) for sample in samples]
         return features
 
     def _audio_features(self, clips: np.ndarray) -> np.ndarray:
@@ -648,6 +649,13 @@ class MicroEmoProcessor(ProcessorMixin):
                 f"sample {index}: the tokenized prompt holds {found_video} video / {found_audio} audio placeholder "
                 f"tokens, expected {expected_video} / {expected_audio} (does the tokenizer split the placeholders?)"
             )
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """Save as ``ProcessorMixin`` does, registered for ``AutoProcessor`` so that the flat processing files
+        are copied and ``AutoProcessor.from_pretrained(..., trust_remote_code=True)`` finds the class."""
+        if type(self)._auto_class is None:
+            type(self).register_for_auto_class()
+        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def batch_decode(self, *args, **kwargs) -> list[str]:
         """The LLM tokenizer's ``batch_decode``."""

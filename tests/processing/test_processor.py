@@ -56,6 +56,8 @@ def test_contract_keys_shapes_and_dtypes(batch, config):
 
 def test_missing_modalities_are_visible(batch):
     assert batch["face_found"][:2].all() and not batch["face_found"][2].any()
+    assert batch["notes"][0] == [] and any("no audio" in note for note in batch["notes"][1])
+    assert any("no face" in note for note in batch["notes"][2])
     assert batch["clue_masks"][:2].flatten(2).any(-1).all() and not batch["clue_masks"][2].any()
     assert batch["audio_clip_mask"][0].all() and batch["audio_clip_mask"][2].all()
     assert not batch["audio_clip_mask"][1].any() and (batch["audio_values"][1] == 0).all()
@@ -169,8 +171,7 @@ def test_from_model_config_checks_placeholder_ids(config):
 def test_round_trip_through_save_pretrained(processor, tmp_path, face_video, assets):
     from transformers import AutoProcessor
 
-    MicroEmoProcessor.register_for_auto_class()
-    processor.save_pretrained(tmp_path / "saved")
+    processor.save_pretrained(tmp_path / "saved")  # registers itself for AutoProcessor
     for name in ("processing_microemo.py", "face_regions.py", "video_io.py", "qformer_tokenizer/tokenizer.json"):
         assert (tmp_path / "saved" / name).is_file()
     loaded = AutoProcessor.from_pretrained(tmp_path / "saved", trust_remote_code=True)
@@ -250,7 +251,6 @@ def test_asr_utterances_through_a_transformers_pipeline(config, face_video, monk
 
 def test_saved_processor_works_without_pyav_and_mediapipe(processor, tmp_path):
     """On frames with landmarks given, neither PyAV nor mediapipe is needed; a file path then says what to install."""
-    MicroEmoProcessor.register_for_auto_class()
     processor.save_pretrained(tmp_path / "saved")
     script = textwrap.dedent(
         f"""
