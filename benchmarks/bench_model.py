@@ -1,0 +1,120 @@
+"""Model-side timings on this machine's CPU: median latencies and ratios, never asserted in tests.
+
+1. Utterance windows: the paper-size utterance Q-Former (2 layers, width 768, 8 frames x 32 tokens) over U
+   windows, as one batched call (what MicroEmoModel does) versus one call per window (a Python loop).
+2. The tiny-random MicroEmo end to end: one forward on a 2-sample batch, and greedy `generate` with and
+   without the KV cache.
+
+Run: `.venv/bin/python benchmarks/bench_model.py [--repeats 15]`; results are written to
+`benchmarks/results/bench_model.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
+
+from microemo.modeling_microemo import MicroEmoForConditionalGeneration
+from microemo.presets import paper_config, tiny_random_config
+
+
+def median_seconds(function, repeats: int) -> float:
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def run_windows(qformer, queries, states, masks, windows: int, batched: bool) -> None:
+    if batched:
+        qformer(query_embeds=queries.expand(windows, -1, -1), encoder_hidden_states=states, encoder_attention_mask=masks)
+        return
+    for k in range(windows):
+        qformer(query_embeds=queries, encoder_hidden_states=states[k : k + 1], encoder_attention_mask=masks[k : k + 1])
+
+
+def bench_utterance_windows(repeats: int) -> list[dict]:
+    config = paper_config()
+    qformer = Blip2QFormerModel(config.video_qformer_config).eval()
+    queries = torch.randn(1, config.num_video_query_tokens, 768)
+    frames, tokens_per_frame = 8, config.num_query_tokens
+    rows = []
+    for windows in (1, 4, 8):
+        states = torch.randn(windows, frames * tokens_per_frame, 768)
+        masks = torch.zeros(windows, frames * tokens_per_frame, dtype=torch.long)
+        for k in range(windows):
+            masks[k, k * tokens_per_frame : (k + 2) * tokens_per_frame] = 1
+
+        batched = lambda s=states, m=masks, w=windows: run_windows(qformer, queries, s, m, w, batched=True)  # noqa: E731
+        looped = lambda s=states, m=masks, w=windows: run_windows(qformer, queries, s, m, w, batched=False)  # noqa: E731
+        b, loop = median_seconds(batched, repeats), median_seconds(looped, repeats)
+        rows.append({"windows": windows, "batched_ms": b * 1e3, "looped_ms": loop * 1e3, "loop_over_batched": loop / b})
+    return rows
+
+
+def bench_tiny_model(repeats: int) -> dict:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("conftest", Path(__file__).parents[1] / "tests" / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    torch.manual_seed(0)
+    model = MicroEmoForConditionalGeneration(tiny_random_config()).eval()
+    batch = conftest.build_batch(model.config, frames=[8, 6], utterances=[3, 1], audio_clips=[8, 0])
+
+    def forward():
+        with torch.no_grad():
+            model(**batch)
+
+    def generate(use_cache: bool):
+        return lambda: model.generate(**batch, max_new_tokens=32, do_sample=False, use_cache=use_cache)
+
+    cached, uncached = median_seconds(generate(True), repeats), median_seconds(generate(False), repeats)
+    return {
+        "forward_ms": median_seconds(forward, repeats) * 1e3,
+        "generate32_cached_ms": cached * 1e3,
+        "generate32_uncached_ms": uncached * 1e3,
+        "uncached_over_cached": uncached / cached,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "utterance_windows": bench_utterance_windows(args.repeats),
+        "tiny_model": bench_tiny_model(args.repeats),
+    }
+    print(f"machine: {results['machine']}")
+    print("utterance Q-Former (paper size), median ms:")
+    for row in results["utterance_windows"]:
+        print(f"  {row['windows']} windows: batched {row['batched_ms']:.1f}, looped {row['looped_ms']:.1f} "
+              f"(loop / batched = {row['loop_over_batched']:.2f}x)")  # fmt: skip
+    tiny = results["tiny_model"]
+    print(f"tiny-random MicroEmo, 2 samples: forward {tiny['forward_ms']:.1f} ms; generate 32 tokens "
+          f"{tiny['generate32_cached_ms']:.0f} ms with cache, {tiny['generate32_uncached_ms']:.0f} ms without "
+          f"({tiny['uncached_over_cached']:.2f}x)")  # fmt: skip
+    out = Path(__file__).parent / "results" / "bench_model.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
