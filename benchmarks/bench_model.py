@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -56,8 +57,8 @@ def bench_utterance_windows(repeats: int) -> list[dict]:
         for k in range(windows):
             masks[k, k * tokens_per_frame : (k + 2) * tokens_per_frame] = 1
 
-        batched = lambda s=states, m=masks, w=windows: run_windows(qformer, queries, s, m, w, batched=True)  # noqa: E731
-        looped = lambda s=states, m=masks, w=windows: run_windows(qformer, queries, s, m, w, batched=False)  # noqa: E731
+        batched = partial(run_windows, qformer, queries, states, masks, windows, batched=True)
+        looped = partial(run_windows, qformer, queries, states, masks, windows, batched=False)
         b, loop = median_seconds(batched, repeats), median_seconds(looped, repeats)
         rows.append({"windows": windows, "batched_ms": b * 1e3, "looped_ms": loop * 1e3, "loop_over_batched": loop / b})
     return rows
