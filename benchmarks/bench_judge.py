@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--samples-c16", type=int, default=160, help="samples per concurrency-16 run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median reported)")
     parser.add_argument("--output-dir", type=Path, default=HERE)
+    parser.add_argument("--note", default="", help="a line on the conditions, written into the results")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "bench")  # the local judge checks nothing
 
@@ -94,6 +95,7 @@ def main() -> None:
         "judge_delay_s": args.delay,
         "samples": {"concurrency_1": args.samples_c1, "concurrency_16": args.samples_c16},
         "repeats": args.repeats,
+        "note": args.note,
         "samples_per_second": {"median": medians, "all": rates},
         "ratios": {
             "concurrency_16_over_1": medians["concurrency_16"] / medians["concurrency_1"],
@@ -117,6 +119,8 @@ def render_markdown(result: dict) -> str:
         f"{result['date']}, {result['machine']['platform']}, Python {result['machine']['python']}, "
         f"{result['machine']['cpus']} CPUs. Local OpenAI-compatible judge answering after "
         f"{1000 * result['judge_delay_s']:.0f} ms; one judge call per sample; median of {result['repeats']} runs.",
+        *([result["note"], ""] if result.get("note") else []),
+        "Ideal = requests in flight / judge delay: what a client with zero overhead would reach.",
         "",
         "| run | samples | samples/s (median) | ideal | ratio |",
         "|---|---|---|---|---|",
