@@ -42,7 +42,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # Empty cells only are missing: an emotion word such as "none" must stay a word.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        # utf-8-sig: spreadsheet exports (common for the Chinese/English EMER tables) start with a BOM.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
         return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
     if suffix == ".jsonl":
         rows = []

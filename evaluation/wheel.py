@@ -122,7 +122,8 @@ def _read_path(path: Path, required: Sequence[str]) -> pd.DataFrame:
             ) from error
     else:
         # Empty cells only are missing: an emotion word such as "none" must stay a word.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        # utf-8-sig: spreadsheet exports (common for the Chinese/English EMER tables) start with a BOM.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise LexiconError(f"lexicon table {path}: missing columns {missing}; found {list(frame.columns)}")
