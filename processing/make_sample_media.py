@@ -107,11 +107,13 @@ def warp(image: np.ndarray, points: np.ndarray, mouth_open: float, brow_raise: f
     h, w = image.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     lower_lip = points[[14, 17, 84, 314]].mean(axis=0)  # inner and outer lower lip
+    parting = points[[13, 14]].mean(axis=0)  # between the lips
     brows = points[[105, 334, 66, 296]].mean(axis=0)
     mouth_width = np.linalg.norm(points[61] - points[291])
     dy = np.zeros_like(yy)
-    # Lower lip and chin move down; the shift fades with distance so the skin stretches smoothly.
-    below = np.clip((yy - (lower_lip[1] - 2)) / 6.0, 0, 1)
+    # Everything below the parting line (the whole lower lip, the chin) moves down, so the lips
+    # part; the shift fades with distance so the skin stretches smoothly.
+    below = np.clip((yy - parting[1]) / 2.0, 0, 1)
     falloff = np.exp(-(((xx - lower_lip[0]) / (0.9 * mouth_width)) ** 2) - ((yy - lower_lip[1]) / 30.0) ** 2)
     dy -= mouth_open * below * falloff
     brow_falloff = np.exp(-(((xx - brows[0]) / (1.6 * mouth_width)) ** 2) - ((yy - brows[1]) / 10.0) ** 2)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = []
     for t, level in zip(times, loudness, strict=True):
         brow = 5.0 if second["start"] <= t <= second["end"] else 0.0
-        frames.append(warp(image, points, mouth_open=9.0 * level, brow_raise=brow))
+        frames.append(warp(image, points, mouth_open=12.0 * np.sqrt(level), brow_raise=brow))
     write_video(out / "face_speech.mp4", frames, times, audio)
     write_subtitles(out, "face_speech", spans)
 

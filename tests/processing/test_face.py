@@ -125,3 +125,13 @@ def test_largest_face_wins(face_frames, mesh):
 def test_tasks_backend_needs_its_model_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="face_landmarker.task: no such face landmarker model"):
         TasksFaceLandmarker(tmp_path / "face_landmarker.task")
+
+
+def test_sample_expression_changes_over_time(face_video, mesh):
+    """The sample face is animated: the lips part with the speech (inner-lip gap, landmarks 13 and 14)."""
+    video = decode_video(face_video, 16)
+    landmarks, found = detect_landmarks(video.frames, mesh)
+    assert found.all()
+    x0, y0, x1, y1 = face_box(landmarks[0])
+    gap = (landmarks[:, 14, 1] - landmarks[:, 13, 1]) / (y1 - y0)
+    assert gap.max() - gap.min() > 0.02

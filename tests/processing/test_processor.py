@@ -274,3 +274,31 @@ def test_saved_processor_works_without_pyav_and_mediapipe(processor, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ERROR: Decoding video or audio files needs PyAV" in result.stdout
+
+
+def test_a_transformers_audio_encoders_own_features(config, face_video):
+    """audio_feature_layout='native' passes the chosen feature extractor's per-clip output through."""
+    from transformers import WhisperFeatureExtractor
+
+    processor = MicroEmoProcessor.from_model_config(
+        config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
+        feature_extractor=WhisperFeatureExtractor(), audio_feature_layout="native", num_audio_clips=3,
+    )  # fmt: skip
+    out = processor(face_video, utterances=[])
+    assert out["audio_values"].shape == (1, 3, 80, 3000)
+    assert out["audio_clip_mask"].tolist() == [[True, True, True]]
+
+
+def test_bad_videos_through_the_processor(processor, tmp_path):
+    from .conftest import write_frames, write_wav
+
+    one = write_frames(tmp_path / "one.mp4", [np.full((48, 48, 3), 120, np.uint8)])
+    out = processor(one, return_metadata=True)
+    assert out["pixel_values"].shape == (1, 1, 3, 64, 64) and out["frame_mask"].tolist() == [[True]]
+    assert not out["audio_clip_mask"].any() and out["utterance_frame_mask"].shape == (1, 0, 1)
+    with pytest.raises(ValueError, match=r"talk\.wav: has no video stream"):
+        processor(write_wav(tmp_path / "talk.wav", np.zeros(16_000, np.float32)))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.mp4: is an empty file"):
+        processor(empty)
