@@ -153,36 +153,42 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         num_frames = stream.frames or None
-        if duration is None:
-            duration, num_frames = _scan_duration(container, stream)
+        start_time = _stream_start(stream)
         rotation = _rotation_of(container, stream)
         width, height = stream.codec_context.width, stream.codec_context.height
-        if rotation % 180:
-            width, height = height, width
-        return VideoInfo(
-            path=str(path),
-            duration=float(duration),
-            width=int(width),
-            height=int(height),
-            average_fps=fps,
-            num_frames=num_frames,
-            rotation=rotation,
-            has_audio=bool(container.streams.audio),
-            start_time=_stream_start(stream),
-        )
+        has_audio = bool(container.streams.audio)
+    if duration is None:
+        # No stored duration (raw elementary streams): read the packets of a fresh, unseeked container.
+        with open_container(path) as container:
+            duration, num_frames = _scan_duration(container, container.streams.video[0], fps)
+    if rotation % 180:
+        width, height = height, width
+    return VideoInfo(
+        path=str(path),
+        duration=float(duration),
+        width=int(width),
+        height=int(height),
+        average_fps=fps,
+        num_frames=num_frames,
+        rotation=rotation,
+        has_audio=has_audio,
+        start_time=start_time,
+    )
 
 
-def _scan_duration(container, stream) -> tuple[float, int]:
-    """Duration from the packets' timestamps (no decoding), for containers that do not store one."""
+def _scan_duration(container, stream, fps: float | None) -> tuple[float, int]:
+    """Duration from the packets' timestamps (no decoding); packet count / fps when they have none."""
     start = _stream_start(stream)
     last_end, count = 0.0, 0
     for packet in container.demux(stream):
-        if packet.pts is None:
+        if packet.size == 0:  # the demuxer's final flush packet
             continue
         count += 1
-        end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - start
-        last_end = max(last_end, end)
-    container.seek(0)
+        if packet.pts is not None and packet.time_base is not None:
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - start
+            last_end = max(last_end, end)
+    if last_end == 0.0 and count:
+        last_end = count / fps if fps else float(count)
     return last_end, count
 
 

@@ -185,3 +185,21 @@ def test_keyframe_interval_from_the_index(tmp_path, face_video):
     a, b = decode_video(path, 4), decode_video(path, 4, seek_gap=1e9)
     np.testing.assert_array_equal(a.timestamps, b.timestamps)
     np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_raw_stream_without_timestamps_or_duration(tmp_path, face_video):
+    """A raw H.264 elementary stream stores neither times nor a duration: the nominal rate stands in."""
+    frames = decode_video(face_video, 20).frames
+    path = tmp_path / "raw.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 240, 288, "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    info = probe_video(path)
+    assert info.num_frames == 20 and info.duration == pytest.approx(20 / info.average_fps)
+    video = decode_video(path, 3)  # targets 0.13, 0.40, 0.67 s at 25 fps: frames 3, 10, 17
+    np.testing.assert_allclose(video.timestamps, np.array([3, 10, 17]) / info.average_fps)
