@@ -8,7 +8,8 @@ What it adds to the `openai` package:
   own retries are switched off so that every attempt is counted,
 * re-asking when a reply does not parse, bounded by ``parse_retries``,
 * a persistent SQLite cache of every accepted reply keyed by (model, messages, parameters), so a
-  re-run makes no calls and a crashed run resumes where it stopped,
+  re-run makes no calls and a crashed run resumes where it stopped; replies that did not parse
+  are kept there too, for auditing, but are never served,
 * accounting of calls, cache hits, retries, failures and tokens.
 """
 
@@ -178,6 +179,11 @@ class JudgeCache:
                 "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                 "request TEXT NOT NULL, reply TEXT NOT NULL, served_model TEXT, usage TEXT, created REAL)"
             )
+            # Replies that did not parse are kept for auditing but never served from the cache,
+            # so that a later run asks again.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS rejected (key TEXT NOT NULL, reply TEXT NOT NULL, error TEXT, created REAL)"
+            )
             self._db.commit()
         except sqlite3.DatabaseError as error:
             raise JudgeError(f"judge cache {self.path}: cannot open it as SQLite ({error}); expected a cache file "
@@ -202,6 +208,17 @@ class JudgeCache:
                  json.dumps(usage or {}), time.time()),
             )
             self._db.commit()
+
+    def put_rejected(self, key: str, reply: str, error: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO rejected VALUES (?, ?, ?, ?)", (key, reply, error, time.time()))
+            self._db.commit()
+
+    def rejected(self, key: str) -> list[str]:
+        """Replies to this key that did not parse, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT reply FROM rejected WHERE key = ? ORDER BY rowid", (key,)).fetchall()
+        return [row[0] for row in rows]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         """Accepted replies of the given keys that are in the cache (one query per 500 keys)."""
@@ -266,6 +283,10 @@ class JudgeClient:
                 return hit
         return self._ask(messages, key, parse)
 
+    def cache_key(self, prompt: str) -> str:
+        """The cache key of a prompt under this client's model and sampling parameters."""
+        return self._key(self._messages(prompt))
+
     @staticmethod
     def _messages(prompt: str) -> list[dict[str, str]]:
         return [{"role": "user", "content": prompt}]
@@ -294,6 +315,8 @@ class JudgeClient:
             except ValueError as error:
                 last_error = error
                 self._count(malformed_replies=1)
+                if self.cache is not None:
+                    self.cache.put_rejected(key, text, str(error))
                 continue
             if self.cache is not None:
                 request = {"model": self.config.model, "messages": messages, **self.config.sampling}

@@ -14,6 +14,7 @@ from microemo.evaluation.judge import (
     JudgeUnavailableError,
     MissingAPIKeyError,
 )
+from microemo.evaluation.prompts import grouping_prompt
 from microemo.evaluation.testing import Reply, ScriptedJudge, correct_reply
 
 # Six samples: labels, list strings and one free-form explanation.
@@ -84,6 +85,12 @@ def test_malformed_replies_are_retried_then_parsed(judge_env):
     assert evaluation.summary["accuracy_s"] == pytest.approx(EXPECTED_ACCURACY)
     assert stats.malformed_replies == JUDGED_PROMPTS
     assert server.calls == 2 * JUDGED_PROMPTS
+    # The rejected replies are kept for auditing; the accepted one is what a re-run is served.
+    sample = next(s for s in evaluation.samples if s.name == "s1")
+    with JudgeClient(config(server, judge_env)) as client:
+        key = client.cache_key(grouping_prompt(set(sample.reference) | set(sample.prediction)))
+        assert client.cache.rejected(key) == ["I would say they are similar."]
+        assert client.cache.get(key) == sample.grouping_reply
 
 
 def test_replies_that_never_parse_are_reported_per_sample_not_scored_zero(judge_env):
