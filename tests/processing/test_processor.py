@@ -302,3 +302,17 @@ def test_bad_videos_through_the_processor(processor, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty\.mp4: is an empty file"):
         processor(empty)
+
+
+def test_separate_audio_file_for_a_silent_video(processor, rotated_video, face_video, tmp_path):
+    from microemo.processing.audio_io import load_audio
+
+    from .conftest import write_wav
+
+    speech = write_wav(tmp_path / "speech.wav", load_audio(face_video)[: 3 * 16_000])
+    out = processor(rotated_video, audio=speech, return_metadata=True)
+    assert out["audio_clip_mask"].all()
+    assert int((out["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<audio>")).sum()) == 4
+    # The speech starts at 0.7 s; the VAD span is fitted to this 3 s video.
+    (start, end, _), = out["utterance_spans"][0]
+    assert abs(start - 0.7) < 0.3 and end <= 2.98
