@@ -256,7 +256,9 @@ class MicroEmoProcessor(ProcessorMixin):
             cache = LandmarkCache(self.cache_dir)
             key = cache.key(path, {"num_frames": num_frames, "backend": self.face_landmarker_path or "legacy"})
             hit = cache.get(key)
-            if hit is not None and np.allclose(hit.timestamps, video.timestamps):
+            if hit is not None and hit.timestamps.shape == video.timestamps.shape and np.allclose(
+                hit.timestamps, video.timestamps
+            ):
                 return hit.landmarks, hit.face_found
             landmarks, found = detect_landmarks(video.frames, self._backend())
             cache.put(key, CachedFaces(video.timestamps, landmarks, found))
@@ -265,13 +267,13 @@ class MicroEmoProcessor(ProcessorMixin):
 
     def prepare_sample(
         self,
-        video,
+        video: str | os.PathLike | DecodedVideo | np.ndarray,
         *,
-        frame_timestamps=None,
-        landmarks=None,
-        clue_masks=None,
-        utterances=None,
-        audio=None,
+        frame_timestamps: Sequence[float] | np.ndarray | None = None,
+        landmarks: np.ndarray | None = None,
+        clue_masks: np.ndarray | None = None,
+        utterances: str | os.PathLike | Sequence | None = None,
+        audio: str | os.PathLike | np.ndarray | None = None,
         sampling_rate: int = SAMPLING_RATE,
         subtitle: str | None = None,
         num_frames: int | None = None,
