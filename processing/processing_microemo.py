@@ -542,6 +542,8 @@ class MicroEmoProcessor(ProcessorMixin):
             frame_mask[b, :t] = True
             clue[b, :t] = sample.clue_masks
             utt[b, : len(sample.utterances), :t] = sample.utterance_frame_mask
+            # TimeChat writes t = round(frame_index / fps, 1); we write the frame's presentation time,
+            # which is the same on constant-rate video and right on variable-rate video.
             stamps = [TIMESTAMP_TEMPLATE.format(t=f"{round(float(x), 1):.1f}") for x in sample.video.timestamps]
             # Padded frames get the last real frame's text (their mask keeps them out of the model).
             stamp_texts.append(stamps + [stamps[-1]] * (t_max - t))
@@ -651,6 +653,14 @@ class MicroEmoProcessor(ProcessorMixin):
                 f"sample {index}: the tokenized prompt holds {found_video} video / {found_audio} audio placeholder "
                 f"tokens, expected {expected_video} / {expected_audio} (does the tokenizer split the placeholders?)"
             )
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``ProcessorMixin.from_pretrained``, without transformers' warning about the empty lowest mel filters
+        of Kaldi's 128-bin fbank (they are empty in ImageBind's own features too)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+            return super().from_pretrained(*args, **kwargs)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Save as ``ProcessorMixin`` does, registered for ``AutoProcessor`` so that the flat processing files

@@ -92,3 +92,19 @@ def test_visualize_reports_bad_input(tmp_path, capsys):
     assert run_cli(["visualize", str(bad), "-o", str(tmp_path / "x.png")]) == 2
     assert "bad.mp4: not a readable media file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_visualize_is_a_microemo_command_and_reads_a_saved_processor(tmp_path, rotated_video, capsys):
+    from microemo.cli import build_parser
+    from microemo.processing.cli import run_visualize
+
+    args = build_parser().parse_args(["visualize", "clip.mp4", "-o", "clip.png"])
+    assert args.func is run_visualize
+    processor = MicroEmoProcessor.from_model_config(
+        tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(), num_frames=3
+    )
+    processor.save_pretrained(tmp_path / "processor")
+    out = tmp_path / "rotated.png"
+    assert run_cli(["visualize", str(rotated_video), "-o", str(out), "--processor", str(tmp_path / "processor")]) == 0
+    assert "3 frames (3 with a face), 0 utterances, no audio" in capsys.readouterr().out
+    assert Image.open(out).width > 600
