@@ -6,7 +6,7 @@
    without the KV cache.
 
 Run: `.venv/bin/python benchmarks/bench_model.py [--repeats 15]`; results are written to
-`benchmarks/results/bench_model.json`.
+`benchmarks/bench_model.json`.
 """
 
 from __future__ import annotations
@@ -111,8 +111,7 @@ def main() -> None:
     print(f"tiny-random MicroEmo, 2 samples: forward {tiny['forward_ms']:.1f} ms; generate 32 tokens "
           f"{tiny['generate32_cached_ms']:.0f} ms with cache, {tiny['generate32_uncached_ms']:.0f} ms without "
           f"({tiny['uncached_over_cached']:.2f}x)")  # fmt: skip
-    out = Path(__file__).parent / "results" / "bench_model.json"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(__file__).with_suffix(".json")
     out.write_text(json.dumps(results, indent=2))
     print(f"written to {out}")
 

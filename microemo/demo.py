@@ -30,7 +30,6 @@ def _build_and_save(output_dir: Path, seed: int) -> None:
     torch.manual_seed(seed)
     model = MicroEmoForConditionalGeneration(config)
     processor = MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
-    MicroEmoProcessor.register_for_auto_class()  # writes the processor's auto_map on save
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
 
