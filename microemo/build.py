@@ -15,8 +15,7 @@ from microemo.presets import PRESETS
 COMPONENTS = OrderedDict(
     [
         ("vision_model", "frozen frame encoder (EVA ViT-g/14)"),
-        ("local_clue_attention", "local clue attention (new)"),
-        ("local_clue_gate", "global/local fusion gate (new)"),
+        ("local_clue_attention", "local clue attention and fusion gate (new)"),
         ("qformer", "image Q-Former (InstructBLIP)"),
         ("query_tokens", "image Q-Former queries"),
         ("frame_position_embedding", "frame position embedding"),

@@ -101,6 +101,12 @@ class MicroEmoConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # A partial dict (e.g. only `hidden_size`) keeps the Video-LLaMA layout of the temporal Q-Formers: the
+        # spec's defaults apply only when the whole sub-config is missing, so merge them under the user's keys.
+        for name in ("video_qformer_config", "audio_qformer_config"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, {**_TEMPORAL_QFORMER_DEFAULTS, **value})
         super().__post_init__(**kwargs)
         # The cross-attention widths follow from the encoders; like InstructBlipConfig we derive them
         # rather than trust a value that could silently disagree.
@@ -162,7 +168,7 @@ class MicroEmoConfig(PreTrainedConfig):
                     f"[0, {vocab_size})."
                 )
         heads = self.clue_attention_num_heads or self.vision_config.num_attention_heads
-        if self.vision_config.hidden_size % heads != 0:
+        if self.use_local_clue_attention and self.vision_config.hidden_size % heads != 0:
             raise ValueError(
                 f"MicroEmoConfig: vision hidden size {self.vision_config.hidden_size} is not divisible by "
                 f"clue_attention_num_heads={heads}."

@@ -83,22 +83,40 @@ class MicroEmoCausalLMOutputWithPast(ModelOutput):
     audio_embeds: torch.FloatTensor | None = None
 
 
+class MicroEmoQueryTokens(nn.Module):
+    """Learned query tokens of a Q-Former, as a module (not a bare parameter) so that PEFT's `modules_to_save`
+    and other name-based tools can select them."""
+
+    def __init__(self, num_tokens: int, hidden_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, num_tokens, hidden_size))
+
+    def forward(self, batch_size: int) -> torch.Tensor:
+        return self.weight.expand(batch_size, -1, -1)  # [batch_size, num_tokens, hidden_size]
+
+
 class MicroEmoLocalClueAttention(nn.Module):
     """Local clue attention (paper section 3.2): patch i attends to patch j only where both lie in a common
     facial clue region, so each patch gathers fine-grained features from its own region(s) only.
 
     The paper does not give the layer's form; we use one pre-norm multi-head attention layer with a residual
     connection over the ViT's patch features. Patches outside every region produce zeros and are masked out
-    of the Q-Former's local pass.
+    of the Q-Former's local pass. The module also owns `fusion_gate`, the zero-initialised per-channel gate with
+    which the local pass's query outputs join the global ones (`global + tanh(gate) * local`).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, layer_norm_eps: float):
+    def __init__(self, hidden_size: int, num_heads: int, layer_norm_eps: float, fusion_size: int):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.fusion_gate = nn.Parameter(torch.zeros(fusion_size))
+
+    def fuse(self, global_tokens: torch.Tensor, local_tokens: torch.Tensor) -> torch.Tensor:
+        """Gated fusion of the Q-Former's global and local query outputs, both [N, Q, Dq]."""
+        return global_tokens + torch.tanh(self.fusion_gate).to(global_tokens.dtype) * local_tokens
 
     def forward(self, patch_features: torch.Tensor, clue_masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`patch_features` [N, P, Dv], `clue_masks` [N, R, P] bool -> (local features [N, P, Dv], patch mask [N, P])."""
@@ -137,10 +155,14 @@ class MicroEmoPreTrainedModel(PreTrainedModel):
     # `modules_to_save`; they are named so that no suffix match can catch a language-model layer.
     trainable_module_names = (
         "local_clue_attention",
+        "query_tokens",
         "qformer",
+        "video_query_tokens",
         "video_qformer",
+        "utterance_query_tokens",
         "utterance_qformer",
         "video_projection",
+        "audio_query_tokens",
         "audio_qformer",
         "audio_projection",
         "frame_position_embedding",
@@ -157,15 +179,11 @@ class MicroEmoPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, MicroEmoModel):
-            init.trunc_normal_(module.query_tokens, std=std)
-            init.trunc_normal_(module.video_query_tokens, std=std)
-            init.trunc_normal_(module.audio_query_tokens, std=std)
-            if module.utterance_query_tokens is not None:
-                init.trunc_normal_(module.utterance_query_tokens, std=std)
-            if module.local_clue_gate is not None:
-                # Zero gate: at initialisation the fused frame tokens equal the pretrained global path exactly.
-                init.zeros_(module.local_clue_gate)
+        if isinstance(module, MicroEmoQueryTokens):
+            init.trunc_normal_(module.weight, std=std)
+        elif isinstance(module, MicroEmoLocalClueAttention):
+            # Zero gate: at initialisation the fused frame tokens equal the pretrained global path exactly.
+            init.zeros_(module.fusion_gate)
 
 
 class MicroEmoModel(MicroEmoPreTrainedModel):
@@ -179,25 +197,23 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
 
         # (a) global-local attention visual encoder
         self.vision_model = InstructBlipVisionModel(vision_config)
-        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, qformer_config.hidden_size))
+        self.query_tokens = MicroEmoQueryTokens(config.num_query_tokens, qformer_config.hidden_size)
         self.qformer = InstructBlipQFormerModel(qformer_config)
         if config.use_local_clue_attention:
             heads = config.clue_attention_num_heads or vision_config.num_attention_heads
             self.local_clue_attention = MicroEmoLocalClueAttention(
-                vision_config.hidden_size, heads, vision_config.layer_norm_eps
+                vision_config.hidden_size, heads, vision_config.layer_norm_eps, qformer_config.hidden_size
             )
-            self.local_clue_gate = nn.Parameter(torch.zeros(qformer_config.hidden_size))
         else:
             self.local_clue_attention = None
-            self.local_clue_gate = None
         self.frame_position_embedding = nn.Embedding(config.max_frames, qformer_config.hidden_size)
 
         # (b) utterance-aware video Q-Former: a global one over all frames, one window per utterance
         video_hidden = config.video_qformer_config.hidden_size
-        self.video_query_tokens = nn.Parameter(torch.zeros(1, config.num_video_query_tokens, video_hidden))
+        self.video_query_tokens = MicroEmoQueryTokens(config.num_video_query_tokens, video_hidden)
         self.video_qformer = Blip2QFormerModel(config.video_qformer_config)
         if config.use_utterance_windows:
-            self.utterance_query_tokens = nn.Parameter(torch.zeros(1, config.num_video_query_tokens, video_hidden))
+            self.utterance_query_tokens = MicroEmoQueryTokens(config.num_video_query_tokens, video_hidden)
             self.utterance_qformer = Blip2QFormerModel(config.video_qformer_config)
         else:
             self.utterance_query_tokens = None
@@ -214,7 +230,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             self.audio_encoder = audio_model.get_encoder() if is_seq2seq else audio_model
         self.audio_position_embedding = nn.Embedding(config.max_audio_clips, config.audio_output_size)
         audio_hidden = config.audio_qformer_config.hidden_size
-        self.audio_query_tokens = nn.Parameter(torch.zeros(1, config.num_audio_query_tokens, audio_hidden))
+        self.audio_query_tokens = MicroEmoQueryTokens(config.num_audio_query_tokens, audio_hidden)
         self.audio_qformer = Blip2QFormerModel(config.audio_qformer_config)
         self.audio_projection = nn.Linear(audio_hidden, text_hidden)
 
@@ -274,6 +290,8 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             raise ValueError(f"MicroEmo: `{name}` {problem} {tuple(tensor.shape)}, expected {expected}.")
 
         def check_device(name: str, tensor: torch.Tensor, module: nn.Module) -> None:
+            if hasattr(module, "_hf_hook"):
+                return  # dispatched with a device_map: accelerate's hook moves inputs to the module itself
             device = next(module.parameters()).device
             if device.type != "meta" and tensor.device != device:
                 raise ValueError(f"MicroEmo: `{name}` is on {tensor.device}, but the module using it is on {device}.")
@@ -399,7 +417,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                         text_mask = torch.cat([text_mask, text_mask[face_frames]], dim=0)
 
         rows = encoder_states.shape[0]
-        query_tokens = self.query_tokens.expand(rows, -1, -1)
+        query_tokens = self.query_tokens(rows)
         attention_mask = None
         if text_ids is not None:
             query_mask = torch.ones(query_tokens.shape[:2], dtype=torch.long, device=query_tokens.device)
@@ -415,8 +433,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
 
         frame_tokens = query_output[:num_frames]
         if face_frames is not None and face_frames.numel() > 0:
-            gate = torch.tanh(self.local_clue_gate).to(frame_tokens.dtype)
-            fused = frame_tokens[face_frames] + gate * query_output[num_frames:]
+            fused = self.local_clue_attention.fuse(frame_tokens[face_frames], query_output[num_frames:])
             frame_tokens = frame_tokens.index_copy(0, face_frames, fused)
         if frame_positions is None:
             frame_positions = torch.arange(num_frames, device=frame_tokens.device)
@@ -459,7 +476,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         padded = padded.flatten(1, 2)  # [B, T*Q, Dq]
 
         global_tokens = self.video_qformer(
-            query_embeds=self.video_query_tokens.expand(batch_size, -1, -1),
+            query_embeds=self.video_query_tokens(batch_size),
             encoder_hidden_states=padded,
             encoder_attention_mask=frame_mask.repeat_interleave(queries, dim=1).long(),
         ).last_hidden_state  # [B, V, Dq]
@@ -475,7 +492,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                 # All utterance windows of the batch in one Q-Former call.
                 window_mask = utterance_frame_mask[sample_idx, utterance_idx].repeat_interleave(queries, dim=1)
                 utterance_tokens[sample_idx, utterance_idx] = self.utterance_qformer(
-                    query_embeds=self.utterance_query_tokens.expand(sample_idx.numel(), -1, -1),
+                    query_embeds=self.utterance_query_tokens(sample_idx.numel()),
                     encoder_hidden_states=padded[sample_idx],
                     encoder_attention_mask=window_mask.long(),
                 ).last_hidden_state
@@ -510,11 +527,28 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         padded = padded + self.audio_position_embedding(torch.arange(num_clips, device=device))
 
         audio_tokens = self.audio_qformer(
-            query_embeds=self.audio_query_tokens.expand(int(has_audio.sum()), -1, -1),
+            query_embeds=self.audio_query_tokens(int(has_audio.sum())),
             encoder_hidden_states=padded[has_audio],
             encoder_attention_mask=audio_clip_mask[has_audio].long(),
         ).last_hidden_state  # [B_audio, A, Dq]
         return self.audio_projection(audio_tokens.flatten(0, 1)), has_audio
+
+    def _unused_branch_anchor(self) -> torch.Tensor:
+        """Zero, computed from one element of every trainable parameter outside the language model.
+
+        A batch without faces, utterances or audio skips whole branches, and the image Q-Former's last text
+        feed-forward never reaches the loss (it is frozen, but PEFT's `modules_to_save` copy un-freezes it).
+        DDP without `find_unused_parameters` requires every trainable parameter to receive a gradient in every
+        step; adding this zero puts them all in the graph at the cost of a few hundred one-element slices.
+        """
+        slices = [
+            parameter.reshape(-1)[:1].sum()  # [:1] is empty for an FSDP shard holding no element
+            for name, parameter in self.named_parameters()
+            if parameter.requires_grad and not name.startswith("language_model.")
+        ]
+        if not slices:
+            return torch.zeros((), device=self.get_input_embeddings().weight.device)
+        return torch.stack([s.float() for s in slices]).sum() * 0.0
 
     # ------------------------------------------------------------------ merge
     @staticmethod
@@ -600,6 +634,8 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                 inputs_embeds, input_ids, self.config.audio_token_id, audio_embeds,
                 has_audio.long() * self.config.num_audio_query_tokens, "audio",
             )  # fmt: skip
+        if self.training and torch.is_grad_enabled():
+            inputs_embeds = inputs_embeds + self._unused_branch_anchor().to(inputs_embeds.dtype)
         if input_ids is not None:
             # Placeholders with no features to fill them would silently feed the placeholder embedding.
             for token_id, given, modality in (

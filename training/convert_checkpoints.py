@@ -142,8 +142,11 @@ def convert_instructblip(state: StateDict) -> tuple[StateDict, ConversionReport]
     """InstructBLIP (transformers format) -> ViT, image Q-Former and query tokens."""
     report, out = ConversionReport("instructblip"), {}
     for key, tensor in state.items():
-        if key.startswith(("vision_model.", "qformer.")) or key == "query_tokens":
+        if key.startswith(("vision_model.", "qformer.")):
             out["model." + key] = tensor
+            report.converted.append(key)
+        elif key == "query_tokens":
+            out["model.query_tokens.weight"] = tensor
             report.converted.append(key)
         elif not key.startswith(("language_model.", "language_projection.")):
             report.unexpected.append(key)
@@ -154,6 +157,8 @@ def convert_language_model(state: StateDict, vocab_size: int) -> tuple[StateDict
     """Causal LM (transformers format) -> `model.language_model.*` and `lm_head.*`, vocabulary grown to `vocab_size`."""
     report, out = ConversionReport("language_model"), {}
     for key, tensor in state.items():
+        if key.endswith("rotary_emb.inv_freq"):
+            continue  # a stale buffer of older exports; recomputed from the config
         if key.startswith("model."):
             target = "model.language_model." + key[len("model.") :]
         elif key.startswith("lm_head."):
@@ -165,6 +170,9 @@ def convert_language_model(state: StateDict, vocab_size: int) -> tuple[StateDict
             tensor = _grow_vocabulary(tensor, vocab_size, key)
         out[target] = tensor
         report.converted.append(key)
+    if "lm_head.weight" not in out and "model.language_model.embed_tokens.weight" in out:
+        # A checkpoint with tied input/output embeddings stores the table once; MicroEmo's head is its own.
+        out["lm_head.weight"] = out["model.language_model.embed_tokens.weight"].clone()
     return out, report
 
 
@@ -177,8 +185,10 @@ def _convert_lavis_branch(
             continue
         if key.startswith(qformer_prefix + "bert."):  # not `cls.*`: BERT's MLM head has no place here
             renamed = _rename_lavis_qformer(key[len(qformer_prefix) :])
-            for target in targets:
-                out[f"{target}.{renamed}"] = tensor
+            for copy, target in enumerate(targets):
+                # Separate storage for each target: shared tensors would tie the Q-Formers' training (and
+                # safetensors refuses to save them).
+                out[f"{target}.{renamed}"] = tensor.clone() if copy else tensor
             report.converted.append(key)
         elif key.split(".")[0] in mapping:
             head, _, rest = key.partition(".")
@@ -195,7 +205,7 @@ def convert_video_llama_video(state: StateDict, config: MicroEmoConfig) -> tuple
     video_only = {k: v for k, v in state.items() if not k.startswith(("audio_", "Qformer.", "visual_encoder.",
                                                                        "ln_vision.", "query_tokens", "llama_model."))}  # fmt: skip
     mapping = {
-        "video_query_tokens": "model.video_query_tokens",
+        "video_query_tokens": "model.video_query_tokens.weight",
         "video_frame_position_embedding": "model.frame_position_embedding",
         "llama_proj": "model.video_projection",
     }
@@ -203,8 +213,8 @@ def convert_video_llama_video(state: StateDict, config: MicroEmoConfig) -> tuple
     if config.use_utterance_windows:
         targets.append("model.utterance_qformer")
         if "video_query_tokens" in video_only:
-            video_only = dict(video_only, utterance_query_tokens=video_only["video_query_tokens"])
-            mapping["utterance_query_tokens"] = "model.utterance_query_tokens"
+            video_only = dict(video_only, utterance_query_tokens=video_only["video_query_tokens"].clone())
+            mapping["utterance_query_tokens"] = "model.utterance_query_tokens.weight"
     out, report = _convert_lavis_branch(video_only, "video_llama_video", "video_Qformer.", mapping, targets)
     if "model.frame_position_embedding.weight" in out:
         out["model.frame_position_embedding.weight"] = _resize_rows(
@@ -218,7 +228,7 @@ def convert_video_llama_audio(state: StateDict, config: MicroEmoConfig) -> tuple
     audio_only = {k: v for k, v in state.items() if k.startswith(("audio_Qformer.", "audio_query_tokens",
                                                                    "audio_position_embedding", "audio_llama_proj"))}  # fmt: skip
     mapping = {
-        "audio_query_tokens": "model.audio_query_tokens",
+        "audio_query_tokens": "model.audio_query_tokens.weight",
         "audio_position_embedding": "model.audio_position_embedding",
         "audio_llama_proj": "model.audio_projection",
     }
@@ -281,7 +291,9 @@ def _materialise(model: nn.Module, loaded: set[str], dtype: torch.dtype) -> None
         owner_name, _, attribute = name.rpartition(".")
         owner = model.get_submodule(owner_name)
         if tensor.device.type == "meta":
-            storage_dtype = dtype if tensor.is_floating_point() else tensor.dtype
+            # Parameters take the target dtype; buffers keep theirs (RoPE's inv_freq must stay float32).
+            is_parameter = isinstance(tensor, nn.Parameter)
+            storage_dtype = dtype if is_parameter and tensor.is_floating_point() else tensor.dtype
             fresh = torch.empty(tensor.shape, dtype=storage_dtype)
             if isinstance(tensor, nn.Parameter):
                 setattr(owner, attribute, nn.Parameter(fresh, requires_grad=tensor.requires_grad))

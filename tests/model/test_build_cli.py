@@ -22,7 +22,7 @@ def test_paper_preset_on_meta_prints_the_papers_component_sizes(capsys):
     assert 6.6e9 < counts["language_model"] + counts["lm_head"] < 6.8e9  # LLaMA-2-7B: ~6.7B
     assert 80e6 < counts["audio_encoder"] < 90e6  # ImageBind-Huge audio branch
     assert counts["video_qformer"] == counts["utterance_qformer"]
-    assert {"local_clue_attention", "local_clue_gate", "audio_qformer", "video_projection"} <= set(counts)
+    assert {"local_clue_attention", "audio_qformer", "video_projection", "utterance_query_tokens"} <= set(counts)
 
 
 def test_tiny_random_preset_saves_a_loadable_model(tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_no_utterances_gives_only_the_global_video_tokens(tiny_model, make_batch
 class TestLocalClueAttention:
     def setup_method(self):
         torch.manual_seed(0)
-        self.attention = MicroEmoLocalClueAttention(hidden_size=16, num_heads=2, layer_norm_eps=1e-6).eval()
+        self.attention = MicroEmoLocalClueAttention(hidden_size=16, num_heads=2, layer_norm_eps=1e-6, fusion_size=8).eval()
         self.features = torch.randn(1, 12, 16)
         self.masks = torch.zeros(1, 2, 12, dtype=torch.bool)
         self.masks[0, 0, [0, 1, 2]] = True  # region A
@@ -113,7 +113,7 @@ def test_fusion_gate_at_init_leaves_the_global_path_exact(tiny_model, make_batch
         fused = inner.get_frame_features(pixels, ids, None, masks)
         global_only = inner.get_frame_features(pixels, ids, None, None)
         assert torch.equal(fused, global_only)
-        inner.local_clue_gate.fill_(0.5)
+        inner.local_clue_attention.fusion_gate.fill_(0.5)
         assert not torch.allclose(inner.get_frame_features(pixels, ids, None, masks), global_only)
 
 
@@ -123,7 +123,7 @@ def test_frame_without_face_uses_the_global_path_only(tiny_model, make_batch):
     pixels, ids, masks = batch["pixel_values"][0], batch["qformer_input_ids"][0], batch["clue_masks"][0].clone()
     masks[1] = False  # no face found on frame 1
     with torch.no_grad():
-        inner.local_clue_gate.fill_(0.5)
+        inner.local_clue_attention.fusion_gate.fill_(0.5)
         fused = inner.get_frame_features(pixels, ids, None, masks)
         global_only = inner.get_frame_features(pixels, ids, None, None)
     assert torch.equal(fused[1], global_only[1])
@@ -132,12 +132,12 @@ def test_frame_without_face_uses_the_global_path_only(tiny_model, make_batch):
 
 def test_local_clue_attention_switch_removes_its_effect(make_model, make_batch):
     on, off = make_model(), make_model(use_local_clue_attention=False)
-    assert off.model.local_clue_attention is None and off.model.local_clue_gate is None
+    assert off.model.local_clue_attention is None
     assert not any("local_clue" in name for name, _ in off.named_parameters())
     batch = make_batch(on.config, frames=[3], utterances=[1])
     other = dict(batch, clue_masks=torch.roll(batch["clue_masks"], shifts=7, dims=-1))
     with torch.no_grad():
-        on.model.local_clue_gate.fill_(0.5)
+        on.model.local_clue_attention.fusion_gate.fill_(0.5)
         assert not torch.allclose(on(**batch).logits, on(**other).logits)
         assert torch.equal(off(**batch).logits, off(**other).logits)
 
@@ -163,7 +163,7 @@ def test_both_switches_off_is_the_baseline_row(make_model):
     extra = {name.split(".")[1] for name, _ in full.named_parameters()} - {
         name.split(".")[1] for name, _ in baseline.named_parameters()
     }
-    assert extra == {"local_clue_attention", "local_clue_gate", "utterance_qformer", "utterance_query_tokens"}
+    assert extra == {"local_clue_attention", "utterance_qformer", "utterance_query_tokens"}
 
 
 def test_loss_is_finite_and_gradients_reach_exactly_the_trainable_modules(make_model, make_batch):
@@ -171,7 +171,7 @@ def test_loss_is_finite_and_gradients_reach_exactly_the_trainable_modules(make_m
     model.train()
     assert not model.model.vision_model.training and not model.model.audio_encoder.training
     with torch.no_grad():
-        model.model.local_clue_gate.fill_(0.5)  # a zero gate passes no gradient to the local branch
+        model.model.local_clue_attention.fusion_gate.fill_(0.5)  # a zero gate passes no gradient to the local branch
     batch = make_batch(model.config, frames=[4, 2], utterances=[2, 1], audio_clips=[3, 0], answer=[30, 31, 32, 2])
     out = model(**batch)
     assert torch.isfinite(out.loss)
@@ -221,3 +221,38 @@ def test_half_precision_forward(make_model, make_batch):
     with torch.no_grad():
         out = model(**batch)
     assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+
+
+def test_every_trainable_parameter_gets_a_gradient_even_when_branches_are_skipped(make_model, make_batch):
+    """DDP without find_unused_parameters needs a gradient for every trainable parameter in every step: a batch
+    with no face, no utterance and no audio must still reach them (with zeros)."""
+    model = make_model()
+    model.train()
+    batch = make_batch(model.config, frames=[2], utterances=[0], audio_clips=[0], answer=[30, 2])
+    batch["clue_masks"] = torch.zeros_like(batch["clue_masks"])
+    for key in ("audio_values", "audio_clip_mask"):
+        batch.pop(key)
+    out = model(**batch)
+    out.loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    assert model.model.audio_qformer.layernorm.weight.grad.abs().sum() == 0  # touched, not trained
+
+
+def test_peft_lora_with_modules_to_save_trains_what_the_paper_trains(make_model):
+    peft = pytest.importorskip("peft")
+    model = make_model()
+    config = peft.LoraConfig(
+        r=4, lora_alpha=4, target_modules=r".*language_model.*\.(q_proj|v_proj)",
+        modules_to_save=list(model.trainable_module_names),
+    )  # fmt: skip
+    peft_model = peft.get_peft_model(model, config)
+    trainable = {name for name, p in peft_model.named_parameters() if p.requires_grad}
+    # PEFT names a saved module's trainable copy `<module>.modules_to_save.default.<parameter>`.
+    for module, parameter in (("model.query_tokens", "weight"), ("video_query_tokens", "weight"),
+                              ("utterance_query_tokens", "weight"), ("audio_query_tokens", "weight"),
+                              ("local_clue_attention", "fusion_gate"), ("local_clue_attention", "qkv.weight"),
+                              ("video_projection", "weight"), ("q_proj", "lora_A.default.weight")):
+        assert any(module in name and name.endswith(parameter) for name in trainable), (module, parameter)  # fmt: skip
+    assert not any("vision_model" in name or "audio_encoder" in name for name in trainable)
+    assert not any("language_model" in name and "lora_" not in name for name in trainable)

@@ -44,7 +44,7 @@ def reference_and_sources(tmp_path_factory):
     # In the paper both video Q-Formers start from Video-LLaMA's; so does the reference.
     with torch.no_grad():
         reference.model.utterance_qformer.load_state_dict(reference.model.video_qformer.state_dict())
-        reference.model.utterance_query_tokens.copy_(reference.model.video_query_tokens)
+        reference.model.utterance_query_tokens.weight.copy_(reference.model.video_query_tokens.weight)
     state = {k: v.clone() for k, v in reference.state_dict().items()}
     root = tmp_path_factory.mktemp("sources")
 
@@ -56,7 +56,7 @@ def reference_and_sources(tmp_path_factory):
     instructblip.mkdir()
     shard_1 = {"vision_model." + k: v for k, v in sub("model.vision_model.").items()}
     shard_1 |= {"qformer." + k: v for k, v in sub("model.qformer.").items()}
-    shard_1["query_tokens"] = state["model.query_tokens"]
+    shard_1["query_tokens"] = state["model.query_tokens.weight"]
     shard_1["language_projection.weight"] = torch.randn(64, 32)
     shard_2 = {"language_model.model.embed_tokens.weight": torch.randn(1024, 64)}
     save_file(shard_1, instructblip / "model-00001-of-00002.safetensors")
@@ -76,14 +76,14 @@ def reference_and_sources(tmp_path_factory):
     # Video-LLaMA's vision-language branch (trainable parameters and buffers only, LAVIS names).
     video = {"video_Qformer." + lavis_qformer_key(k): v for k, v in sub("model.video_qformer.").items()}
     video["video_Qformer.bert.embeddings.position_ids"] = torch.arange(512)[None]
-    video["video_query_tokens"] = state["model.video_query_tokens"]
+    video["video_query_tokens"] = state["model.video_query_tokens.weight"]
     video["video_frame_position_embedding.weight"] = state["model.frame_position_embedding.weight"]
     video["llama_proj.weight"] = state["model.video_projection.weight"]
     video["llama_proj.bias"] = state["model.video_projection.bias"]
     torch.save({"model": video, "epoch": 3}, root / "VL_LLaMA_2_7B_Finetuned.pth")
 
     audio = {"audio_Qformer." + lavis_qformer_key(k): v for k, v in sub("model.audio_qformer.").items()}
-    audio["audio_query_tokens"] = state["model.audio_query_tokens"]
+    audio["audio_query_tokens"] = state["model.audio_query_tokens.weight"]
     audio["audio_position_embedding.weight"] = state["model.audio_position_embedding.weight"]
     audio["audio_llama_proj.weight"] = state["model.audio_projection.weight"]
     audio["audio_llama_proj.bias"] = state["model.audio_projection.bias"]
@@ -112,7 +112,7 @@ def test_assembled_model_reproduces_the_reference(reference_and_sources, make_ba
     model, report = assemble_model(reference.config, **sources)
 
     # Only the paper's new modules start from scratch; the utterance Q-Former starts from Video-LLaMA's.
-    assert {key.split(".")[1] for key in report.missing} == {"local_clue_attention", "local_clue_gate"}
+    assert {key.split(".")[1] for key in report.missing} == {"local_clue_attention"}
     assert all(not r.unexpected for r in report.reports), report.summary()
     torch.testing.assert_close(model.model.utterance_qformer.state_dict(), reference.model.video_qformer.state_dict())
     assert not any(p.device.type == "meta" for p in model.parameters())
@@ -124,6 +124,39 @@ def test_assembled_model_reproduces_the_reference(reference_and_sources, make_ba
     # The zero-initialised fusion gate keeps the random local clue attention out of the outputs. The two rows the
     # vocabulary grew by are new (mean embedding), so only the checkpoint's 1022 rows are compared.
     torch.testing.assert_close(got[..., :1022], expected[..., :1022])
+
+
+def test_assembled_model_saves_with_independent_video_qformers(reference_and_sources, tmp_path):
+    """Both video Q-Formers start from one checkpoint tensor but must not share storage (nor train as one)."""
+    reference, sources = reference_and_sources
+    model, _ = assemble_model(reference.config, video_llama_video=sources["video_llama_video"])
+    video, utterance = model.model.video_qformer, model.model.utterance_qformer
+    for (name, a), b in zip(video.named_parameters(), utterance.parameters(), strict=True):
+        assert a.data_ptr() != b.data_ptr(), name
+    assert model.model.video_query_tokens.weight.data_ptr() != model.model.utterance_query_tokens.weight.data_ptr()
+    model.save_pretrained(tmp_path)  # safetensors refuses shared tensors
+    reloaded = MicroEmoForConditionalGeneration.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.model.utterance_qformer.state_dict(), video.state_dict())
+
+
+def test_bfloat16_assembly_keeps_float32_rope_buffers(reference_and_sources):
+    reference, sources = reference_and_sources
+    model, _ = assemble_model(reference.config, language_model=sources["language_model"], dtype=torch.bfloat16)
+    assert model.model.language_model.embed_tokens.weight.dtype == torch.bfloat16
+    assert model.model.language_model.rotary_emb.inv_freq.dtype == torch.float32
+
+
+def test_tied_embedding_language_model_fills_the_head(reference_and_sources, tmp_path):
+    reference, sources = reference_and_sources
+    from safetensors.torch import load_file
+
+    tied = {k: v for k, v in load_file(sources["language_model"] / "model.safetensors").items() if k != "lm_head.weight"}
+    tied["model.rotary_emb.inv_freq"] = torch.ones(8)  # a stale buffer some exports carry
+    (tmp_path / "tied").mkdir()
+    save_file(tied, tmp_path / "tied" / "model.safetensors")
+    model, report = assemble_model(reference.config, language_model=tmp_path / "tied")
+    assert "lm_head.weight" not in report.missing
+    torch.testing.assert_close(model.lm_head.weight[:1022], tied["model.embed_tokens.weight"])
 
 
 def test_grown_vocabulary_rows_are_the_mean_embedding(reference_and_sources):
