@@ -636,8 +636,10 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             )  # fmt: skip
         if self.training and torch.is_grad_enabled():
             inputs_embeds = inputs_embeds + self._unused_branch_anchor().to(inputs_embeds.dtype)
-        if input_ids is not None:
-            # Placeholders with no features to fill them would silently feed the placeholder embedding.
+        decoding = cache is not None and cache.get_seq_length() > 0
+        if input_ids is not None and not decoding:
+            # Placeholders with no features to fill them would silently feed the placeholder embedding. (While
+            # decoding, the multimodal tokens are already in the cache and the new tokens are plain text.)
             for token_id, given, modality in (
                 (self.config.video_token_id, pixel_values is not None, "video"),
                 (self.config.audio_token_id, audio_values is not None, "audio"),
@@ -677,6 +679,9 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
         self.freeze_pretrained_parts()
+        # A generated placeholder id would be a token with no features behind it: never generate one.
+        suppressed = set(self.generation_config.suppress_tokens or [])
+        self.generation_config.suppress_tokens = sorted(suppressed | {config.video_token_id, config.audio_token_id})
         # `register_for_auto_class` records one Auto class; `save_pretrained` adds AutoConfig and AutoModel to the
         # `auto_map`, the image-text-to-text entry is ours to add.
         auto_map = dict(getattr(config, "auto_map", None) or {})

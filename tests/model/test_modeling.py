@@ -256,3 +256,15 @@ def test_peft_lora_with_modules_to_save_trains_what_the_paper_trains(make_model)
         assert any(module in name and name.endswith(parameter) for name in trainable), (module, parameter)  # fmt: skip
     assert not any("vision_model" in name or "audio_encoder" in name for name in trainable)
     assert not any("language_model" in name and "lora_" not in name for name in trainable)
+
+
+def test_generation_never_emits_a_placeholder(tiny_model, make_batch):
+    """Even a model whose head prefers the placeholder ids generates plain tokens (and does not fail mid-way)."""
+    config = tiny_model.config
+    with torch.no_grad():
+        tiny_model.lm_head.weight[config.audio_token_id] = 10 * tiny_model.lm_head.weight.abs().max()
+    batch = make_batch(config, frames=[2], utterances=[1], audio_clips=[2])
+    for use_cache in (True, False):
+        generated = tiny_model.generate(**batch, max_new_tokens=4, do_sample=False, use_cache=use_cache)
+        new_tokens = generated[:, batch["input_ids"].shape[1] :]
+        assert not torch.isin(new_tokens, torch.tensor([config.video_token_id, config.audio_token_id])).any()
