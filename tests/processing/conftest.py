@@ -38,12 +38,21 @@ def true_spans() -> list[dict]:
     return json.loads((ASSETS / "face_speech.json").read_text())
 
 
-def write_frames(path: Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264") -> Path:
-    """Encode frames (RGB uint8) to ``path`` with PyAV."""
+def write_frames(
+    path: Path,
+    frames: list[np.ndarray],
+    fps: int = 10,
+    codec: str = "libx264",
+    *,
+    container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode frames (RGB uint8) to ``path`` with PyAV (options as FFmpeg takes them, e.g. ``{"g": "10"}``)."""
     import av
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
+    with av.open(str(path), mode="w", format=container_format, options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps, options=codec_options or {})
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = Fraction(1, fps)

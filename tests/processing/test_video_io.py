@@ -137,15 +137,8 @@ def test_truncated_file_keeps_the_frames_before_the_damage(tmp_path, face_video,
     # With the index first (fast start) and a keyframe every second, a cut file still opens and
     # decodes up to the cut.
     frames = decode_video(face_video, 60).frames
-    full = tmp_path / "faststart.mp4"
-    with av.open(str(full), "w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=10, options={"g": "10"})
-        stream.width, stream.height, stream.pix_fmt = 240, 288, "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    full = write_frames(tmp_path / "faststart.mp4", list(frames), container_options={"movflags": "+faststart"},
+                        codec_options={"g": "10"})  # fmt: skip
     data = full.read_bytes()
     cut = tmp_path / "faststart_cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
@@ -168,15 +161,7 @@ def test_keyframe_interval_from_the_index(tmp_path, face_video):
     from microemo.processing.video_io import _keyframe_interval
 
     frames = list(decode_video(face_video, 40).frames)
-    path = tmp_path / "gop.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10, options={"g": "10"})
-        stream.width, stream.height, stream.pix_fmt = 240, 288, "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = write_frames(tmp_path / "gop.mp4", frames, codec_options={"g": "10"})
     with av.open(str(path)) as container:
         assert _keyframe_interval(container.streams.video[0]) == pytest.approx(1.0)
     with av.open(str(face_video)) as container:  # one keyframe: never seek
@@ -190,15 +175,7 @@ def test_keyframe_interval_from_the_index(tmp_path, face_video):
 def test_raw_stream_without_timestamps_or_duration(tmp_path, face_video):
     """A raw H.264 elementary stream stores neither times nor a duration: the nominal rate stands in."""
     frames = decode_video(face_video, 20).frames
-    path = tmp_path / "raw.h264"
-    with av.open(str(path), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 240, 288, "yuv420p"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = write_frames(tmp_path / "raw.h264", list(frames), fps=25, container_format="h264")
     info = probe_video(path)
     assert info.num_frames == 20 and info.duration == pytest.approx(20 / info.average_fps)
     video = decode_video(path, 3)  # targets 0.13, 0.40, 0.67 s at 25 fps: frames 3, 10, 17
