@@ -47,6 +47,10 @@ _EXPORTS = {
     "run_evaluation": "runner",
     "format_table": "runner",
     "PROMPTS_SHA256": "prompts",
+    "BUILT_IN_PROMPTS": "prompts",
+    "PromptSet": "prompts",
+    "PromptFileError": "prompts",
+    "load_prompts": "prompts",
 }
 
 __all__ = ["EMER_SET_ACCURACY_PATH", "EMOTION_WHEEL_PATH", *_EXPORTS]

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     judge.add_argument("--judge-max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
     judge.add_argument("--judge-cache", type=Path, default=None,
                        help="SQLite cache of judge replies (default: ~/.cache/microemo/judge-cache.sqlite)")
+    judge.add_argument("--judge-prompts", type=Path, default=None,
+                       help="JSON or YAML file with the judge's 'grouping' ({labels}) and 'extraction' ({description}) "
+                            "templates (default: the built-in wording)")
     judge.add_argument("--no-judge-cache", action="store_true", help="send every prompt, cache nothing")
 
     saved = parser.add_argument_group("saved groupings and judge-free scores")
@@ -81,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             references=args.references,
             judge=judge,
             groupings=args.groupings,
+            judge_prompts=args.judge_prompts,
             lexicon=args.lexicon,
             matching=args.matching,
             label_parsing="mer2024" if args.mer2024_label_parsing else "lenient",

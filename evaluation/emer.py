@@ -35,7 +35,7 @@ from .labels import (
     parse_label_list,
     synonym_map,
 )
-from .prompts import extraction_prompt, grouping_prompt
+from .prompts import BUILT_IN_PROMPTS, PromptSet, resolve_prompts
 
 __all__ = [
     "SampleResult",
@@ -88,10 +88,11 @@ class SampleResult:
 
 @dataclass
 class EmerEvaluation:
-    """Per-sample results and their summary (see :func:`summarize`)."""
+    """Per-sample results, their summary (see :func:`summarize`) and the judge prompts used."""
 
     samples: list[SampleResult]
     summary: dict[str, Any]
+    prompts: PromptSet = BUILT_IN_PROMPTS
 
     @property
     def failures(self) -> list[SampleResult]:
@@ -220,6 +221,7 @@ def evaluate_emer(
     *,
     judge: JudgeClient | None = None,
     groupings: Mapping[str, Sequence[Sequence[str]]] | None = None,
+    judge_prompts: PromptSet | str | Path | None = None,
     prediction_type: PredictionType = "auto",
     label_parsing: LabelParsing = "lenient",
     progress: bool = True,
@@ -234,6 +236,9 @@ def evaluate_emer(
             as a label list and any other string as an explanation.
         judge: asked for label extraction and for every grouping not found in ``groupings``.
         groupings: saved groupings by sample name (see :func:`load_groupings`); used before the judge.
+        judge_prompts: the judge's grouping and extraction templates: ``None`` for the built-in
+            ones, a :class:`~microemo.evaluation.prompts.PromptSet`, or the path of a JSON / YAML
+            prompts file (see :func:`~microemo.evaluation.prompts.load_prompts`).
         label_parsing: how list strings are read; ``"mer2024"`` only to recompute numbers published
             with MERTools' MER2024 groupings (see :func:`~microemo.evaluation.labels.parse_label_list`).
         progress: show progress bars.
@@ -250,6 +255,7 @@ def evaluate_emer(
     if duplicates:
         raise ValueError(f"sample names are not unique: {duplicates[:10]}; expected one row per sample")
     groupings = dict(groupings or {})
+    prompts = resolve_prompts(judge_prompts)
 
     samples: list[SampleResult] = []
     descriptions: dict[int, str] = {}
@@ -285,8 +291,8 @@ def evaluate_emer(
     # Step 0: labels from explanations, through the same client.
     to_extract = [index for index, text in descriptions.items() if text.strip()]
     if to_extract and judge is not None:
-        prompts = [extraction_prompt(descriptions[index]) for index in to_extract]
-        replies = judge.complete_many(prompts, parse_extraction_reply, desc="extract labels", progress=progress)
+        texts = [prompts.extraction_prompt(descriptions[index]) for index in to_extract]
+        replies = judge.complete_many(texts, parse_extraction_reply, desc="extract labels", progress=progress)
         for index, reply in zip(to_extract, replies, strict=True):
             sample = samples[index]
             if isinstance(reply, JudgeReplyError):
@@ -311,8 +317,8 @@ def evaluate_emer(
     if to_group:
         if judge is None:  # reachable only when extraction produced labels; guarded above otherwise
             raise MissingGroupingError(f"no saved grouping for samples {[samples[i].name for i in to_group][:5]} and no judge")
-        prompts = [grouping_prompt(set(samples[i].reference) | set(samples[i].prediction)) for i in to_group]
-        replies_g = judge.complete_many(prompts, parse_groupings, desc="group synonyms", progress=progress)
+        texts = [prompts.grouping_prompt(set(samples[i].reference) | set(samples[i].prediction)) for i in to_group]
+        replies_g = judge.complete_many(texts, parse_groupings, desc="group synonyms", progress=progress)
         for index, reply in zip(to_group, replies_g, strict=True):
             sample = samples[index]
             if isinstance(reply, JudgeReplyError):
@@ -331,7 +337,7 @@ def evaluate_emer(
         sample.accuracy, sample.recall, sample.mapped_reference, sample.mapped_prediction = score_sample(
             sample.reference, sample.prediction, sample.groups
         )
-    return EmerEvaluation(samples=samples, summary=summarize(samples))
+    return EmerEvaluation(samples=samples, summary=summarize(samples), prompts=prompts)
 
 
 class IncompleteEvaluationError(RuntimeError):

@@ -12,7 +12,7 @@ from .emer import evaluate_emer, load_groupings
 from .io import align, read_samples, write_json_atomic
 from .judge import JudgeClient, JudgeConfig
 from .labels import LabelParsing
-from .prompts import EXTRACTION_PROMPT, GROUPING_PROMPT, PROMPTS_SHA256
+from .prompts import resolve_prompts
 from .wheel import Matching, load_lexicon, matching_scores, wheel_scores
 
 __all__ = ["EvaluationRequest", "run_evaluation", "format_table", "REPORT_VERSION"]
@@ -22,12 +22,17 @@ REPORT_VERSION = 1
 
 @dataclass
 class EvaluationRequest:
-    """Everything one evaluation run needs; the CLI fills it from its flags."""
+    """Everything one evaluation run needs; the CLI fills it from its flags.
+
+    ``judge_prompts`` is a JSON / YAML file with the judge's two templates; ``None`` uses the
+    built-in ones (see :mod:`microemo.evaluation.prompts`).
+    """
 
     predictions: Path
     references: Path
     judge: JudgeConfig | None = None
     groupings: Path | None = None
+    judge_prompts: Path | None = None
     lexicon: Path | None = None
     matching: Matching = "lemma"
     label_parsing: LabelParsing = "lenient"
@@ -45,6 +50,7 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     unusable judge writes nothing and the cache keeps what was finished. A report whose
     ``scores.complete`` is false lists the samples whose judge replies never parsed.
     """
+    prompts = resolve_prompts(request.judge_prompts)  # fail before reading anything else
     references = read_samples(request.references, field=request.reference_field, fields=("openset", "labels"))
     predictions = read_samples(request.predictions, field=request.prediction_field)
     names = align(predictions, references)
@@ -60,6 +66,7 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
             [predictions.values[name] for name in names],
             judge=client,
             groupings=groupings,
+            judge_prompts=prompts,
             prediction_type=prediction_type,
             label_parsing=request.label_parsing,
             progress=request.progress,
@@ -85,8 +92,9 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         "label_parsing": request.label_parsing,
         "groupings": str(request.groupings) if request.groupings is not None else None,
         "judge": _judge_section(request.judge, client),
-        "prompts_sha256": PROMPTS_SHA256,
-        "prompts": {"grouping": GROUPING_PROMPT, "extraction": EXTRACTION_PROMPT},
+        "prompts_sha256": prompts.sha256,
+        "prompts_source": prompts.source,
+        "prompts": prompts.to_dict(),
         "scores": evaluation.summary,
         "judge_free": {
             "metric": "emotion_wheel" if lexicon is not None else f"{request.matching}_match",
@@ -144,7 +152,11 @@ def format_table(report: dict[str, Any]) -> str:
         "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |",
     ]
     judge = report.get("judge")
-    source = f"judge {judge['model']}" if judge else f"saved groupings {report.get('groupings')}"
+    if judge:
+        sha = report.get("prompts_sha256") or ""
+        source = f"judge {judge['model']}, prompts {report.get('prompts_source')} (sha256 {sha[:12]})"
+    else:
+        source = f"saved groupings {report.get('groupings')}"
     coverage = f"{scores['num_scored']} of {scores['num_samples']} samples scored, {source}"
     if not scores["complete"]:
         coverage += f"; INCOMPLETE: {scores['num_failed']} samples failed (see the report's 'failures')"

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .prompts import BUILT_IN_PROMPTS, PLACEHOLDERS, PromptSet
+
 __all__ = ["SYNONYMS", "Reply", "ScriptedJudge", "correct_reply", "correct_grouping", "correct_extraction"]
 
 # Words the scripted judge treats as synonyms: word -> group head.
@@ -39,33 +41,44 @@ SYNONYMS = {
 }
 
 
-def union_from_grouping_prompt(prompt: str) -> list[str]:
-    """The label list the grouping prompt asks about (its last `Input: [...] Output:`)."""
-    match = re.search(r"Input: (\[[^\]]*\]) Output:$", prompt)
-    if match is None:
-        raise ValueError(f"not a grouping prompt (no final 'Input: [...] Output:'): {prompt[-200:]!r}")
-    return list(ast.literal_eval(match.group(1)))
+def filled_value(prompt: str, template: str, placeholder: str) -> str | None:
+    """What ``placeholder`` was replaced by, if ``prompt`` was made from ``template``; else None."""
+    prefix, suffix = template.split(placeholder)
+    if len(prompt) < len(prefix) + len(suffix) or not (prompt.startswith(prefix) and prompt.endswith(suffix)):
+        return None
+    return prompt[len(prefix) : len(prompt) - len(suffix)]
 
 
-def correct_grouping(prompt: str) -> str:
+def union_from_grouping_prompt(prompt: str, prompts: PromptSet = BUILT_IN_PROMPTS) -> list[str]:
+    """The label list a grouping prompt made from ``prompts`` asks about."""
+    value = filled_value(prompt, prompts.grouping, PLACEHOLDERS["grouping"])
+    if value is None:
+        raise ValueError(f"not a grouping prompt of the {prompts.source} prompt set: {prompt[-200:]!r}")
+    return list(ast.literal_eval(value))
+
+
+def correct_grouping(prompt: str, prompts: PromptSet = BUILT_IN_PROMPTS) -> str:
     """What a good judge answers: the union grouped by SYNONYMS, unknown words alone."""
     groups: dict[str, list[str]] = {}
-    for word in union_from_grouping_prompt(prompt):
+    for word in union_from_grouping_prompt(prompt, prompts):
         groups.setdefault(SYNONYMS.get(word, word), []).append(word)
     return str(list(groups.values()))
 
 
-def correct_extraction(prompt: str) -> str:
+def correct_extraction(prompt: str, prompts: PromptSet = BUILT_IN_PROMPTS) -> str:
     """What a good judge answers to the extraction prompt: known emotion words in the text, unquoted."""
-    description = prompt.rsplit("Input: ", 1)[1].rsplit("; Output: ", 1)[0].lower()
-    words = [word for word in SYNONYMS if re.search(rf"\b{word}\b", description)]
+    description = filled_value(prompt, prompts.extraction, PLACEHOLDERS["extraction"])
+    if description is None:
+        raise ValueError(f"not an extraction prompt of the {prompts.source} prompt set: {prompt[-200:]!r}")
+    words = [word for word in SYNONYMS if re.search(rf"\b{word}\b", description.lower())]
     return "[" + ", ".join(words) + "]"
 
 
-def correct_reply(prompt: str) -> str:
-    if "group the emotions" in prompt:
-        return correct_grouping(prompt)
-    return correct_extraction(prompt)
+def correct_reply(prompt: str, prompts: PromptSet = BUILT_IN_PROMPTS) -> str:
+    """A good judge's answer to either prompt of ``prompts`` (the built-in set by default)."""
+    if filled_value(prompt, prompts.grouping, PLACEHOLDERS["grouping"]) is not None:
+        return correct_grouping(prompt, prompts)
+    return correct_extraction(prompt, prompts)
 
 
 @dataclass
@@ -82,10 +95,13 @@ Responder = Callable[[str, int], Reply]
 
 
 class ScriptedJudge:
-    """The server. ``responder(prompt, nth_time_this_prompt_was_seen)`` decides each reply."""
+    """The server. ``responder(prompt, nth_time_this_prompt_was_seen)`` decides each reply.
 
-    def __init__(self, responder: Responder | None = None) -> None:
-        self.responder = responder or (lambda prompt, nth: Reply(correct_reply(prompt)))
+    Without a responder it answers correctly, reading the prompts as made from ``prompts``.
+    """
+
+    def __init__(self, responder: Responder | None = None, prompts: PromptSet = BUILT_IN_PROMPTS) -> None:
+        self.responder = responder or (lambda prompt, nth: Reply(correct_reply(prompt, prompts)))
         self.requests: list[dict] = []
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()

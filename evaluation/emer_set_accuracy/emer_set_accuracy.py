@@ -9,6 +9,7 @@ import evaluate
 from microemo.evaluation.emer import IncompleteEvaluationError, evaluate_emer, load_groupings
 from microemo.evaluation.judge import JudgeClient, JudgeConfig
 from microemo.evaluation.labels import parse_label_list
+from microemo.evaluation.prompts import resolve_prompts
 
 _DESCRIPTION = """\
 EMER's open-vocabulary emotion metric (Lian et al., "Explainable Multimodal Emotion Reasoning";
@@ -28,6 +29,8 @@ Args:
     names (list of str, optional): unique sample names, the keys of `groupings`. Default: "0", "1", ...
     judge (JudgeClient, JudgeConfig or dict of JudgeConfig fields, optional): the LLM judge.
     groupings (path or mapping, optional): saved groupings by sample name; used before the judge.
+    judge_prompts (path or PromptSet, optional): a JSON or YAML file with the judge's "grouping"
+        ({labels}) and "extraction" ({description}) templates; default: the built-in wording.
     prediction_type ("auto", "labels" or "description"): how string predictions are read; "auto"
         reads a string in brackets as a label list and anything else as an explanation.
     on_failure ("raise" or "report"): what to do when some judge replies never parse: raise
@@ -39,6 +42,7 @@ Config name: "default", or "mer2024" to read list strings exactly as MERTools' M
     (needed only to recompute numbers published with its groupings archive).
 Returns:
     accuracy_s, recall_s, avg (floats in [0, 1]), num_samples, num_scored, num_failed, complete;
+    prompts_sha256 and prompts_source (the judge prompts: "built-in" or the file's path);
     judge_stats when a judge was used; failed_samples; details on request.
 Examples:
     >>> metric = evaluate.load("path/to/evaluation/emer_set_accuracy")
@@ -118,6 +122,7 @@ class EmerSetAccuracy(evaluate.Metric):
         names=None,
         judge=None,
         groupings=None,
+        judge_prompts=None,
         prediction_type="auto",
         on_failure="raise",
         return_details=False,
@@ -130,6 +135,7 @@ class EmerSetAccuracy(evaluate.Metric):
             raise ValueError(f"lengths differ: {len(names)} names, {len(predictions)} predictions; expected one name per sample")
         decoded = [_decode_prediction(prediction) for prediction in predictions]
         saved = load_groupings(groupings) if groupings is not None else None
+        prompts = resolve_prompts(judge_prompts)
         client, owned = _open_judge(judge)
         try:
             evaluation = evaluate_emer(
@@ -138,6 +144,7 @@ class EmerSetAccuracy(evaluate.Metric):
                 decoded,
                 judge=client,
                 groupings=saved,
+                judge_prompts=prompts,
                 prediction_type=prediction_type,
                 label_parsing=self._label_style,
                 progress=progress,
@@ -150,6 +157,8 @@ class EmerSetAccuracy(evaluate.Metric):
             raise IncompleteEvaluationError(evaluation)
         result = dict(evaluation.summary)
         result["failed_samples"] = [sample.name for sample in evaluation.failures]
+        result["prompts_sha256"] = prompts.sha256
+        result["prompts_source"] = prompts.source
         if stats is not None:
             result["judge_stats"] = stats
         if return_details:

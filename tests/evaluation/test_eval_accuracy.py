@@ -23,7 +23,7 @@ from microemo.evaluation.labels import (
     parse_label_list,
     synonym_map,
 )
-from microemo.evaluation.prompts import PROMPTS_SHA256, grouping_prompt
+from microemo.evaluation.prompts import GROUPING_PROMPT, PROMPTS_SHA256, grouping_prompt
 
 GROUPS = [["happy", "joyful", "glad"], ["angry", "furious"]]
 
@@ -167,11 +167,11 @@ def test_replies_that_are_not_groupings_are_rejected(reply):
         parse_groupings(reply)
 
 
-def test_the_grouping_prompt_is_the_protocols_and_does_not_depend_on_set_order():
+def test_the_grouping_prompt_asks_about_the_sorted_union_whatever_the_set_order():
     prompt = grouping_prompt({"sad", "happy", "angry"})
-    assert prompt.startswith("Please assume the role of an expert in the field of emotions. We provide a set")
-    assert prompt.endswith("Input: ['angry', 'happy', 'sad'] Output:")
-    assert "[['Agree', 'agreement', 'Accept', 'acceptance'], ['Relaxed', 'relaxed'],['pleasant'" in prompt
+    assert prompt == grouping_prompt(["happy", "angry", "sad"])
+    assert prompt.count("['angry', 'happy', 'sad']") == 1
+    assert prompt == GROUPING_PROMPT.replace("{labels}", "['angry', 'happy', 'sad']")
     assert len(PROMPTS_SHA256) == 64
 
 
