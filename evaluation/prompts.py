@@ -1,8 +1,8 @@
 """The judge's two prompts: the built-in wording, a user's own from a file, and the hash of each set.
 
 The protocol fixes what the judge is given and what it must answer, not the sentences it is asked
-in: a grouping prompt gives a list of emotion words and asks for groups of words with the same
-meaning (a list of lists); an extraction prompt gives a free-form explanation and asks for the
+in: a grouping prompt gives a list of emotion words and asks for groups of words that mean the
+same (a list of lists); an extraction prompt gives a free-form explanation and asks for the
 clearly identifiable emotion categories of the main character (a list, possibly empty). The
 built-in templates below are this project's own wording of that protocol. A user who wants other
 wording (for example the original one, copied from their own MERTools checkout) supplies a JSON or

@@ -199,3 +199,10 @@ def test_the_evaluate_module_takes_a_prompts_file_and_reports_its_hash(files, ju
         predictions=[["joyful"]], references=[["happy"]], groupings={"0": [["happy", "joyful"]]}
     )
     assert (saved_only["prompts_sha256"], saved_only["prompts_source"]) == (PROMPTS_SHA256, "built-in")
+
+
+def test_the_readme_example_prompts_file_is_valid(tmp_path):
+    readme = (Path(__file__).parents[2] / "evaluation" / "README.md").read_text(encoding="utf-8")
+    example = readme.split("# my-prompts.yaml\n", 1)[1].split("```", 1)[0]
+    prompts = load_prompts(write(tmp_path / "my-prompts.yaml", example))
+    assert prompts.grouping.endswith("Words: {labels}") and prompts.extraction.endswith("Text: {description}")
