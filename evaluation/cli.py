@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     judge.add_argument("--judge-max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
     judge.add_argument("--judge-cache", type=Path, default=None,
                        help="SQLite cache of judge replies (default: ~/.cache/microemo/judge-cache.sqlite)")
-    judge.add_argument("--judge-prompts", type=Path, default=None,
+    judge.add_argument("--judge-prompts", type=Path, default=None, metavar="FILE",
                        help="JSON or YAML file with the judge's 'grouping' ({labels}) and 'extraction' ({description}) "
                             "templates (default: the built-in wording)")
     judge.add_argument("--no-judge-cache", action="store_true", help="send every prompt, cache nothing")
