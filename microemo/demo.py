@@ -64,7 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         # `processor(videos=...)` is prepare_sample + collate; split here to draw the prepared sample too.
         sample = processor.prepare_sample(str(video), utterances=str(utterances) if utterances else None)
-        inputs = processor.collate([sample], [None], [None], [None])
+        inputs = processor.collate([sample])
         prepared = time.perf_counter() - start
         timestamps = ", ".join(f"{t:.2f}" for t in sample.video.timestamps)
         print(f"   frames at [{timestamps}] s; face found on {int(sample.face_found.sum())}/{len(sample.face_found)}")

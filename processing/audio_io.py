@@ -1,9 +1,12 @@
 """Audio: the sound of a video (or a separate audio file) as 16 kHz mono, cut into 2 s clips.
 
-The clip layout follows ImageBind's audio loader as used by Video-LLaMA: C clips of 2 s with
-starts ``k * max(duration - 2, 0) / C`` (so short audio gives overlapping clips, and audio shorter
-than 2 s is zero-padded). The fbank features themselves are computed by the processor's feature
-extractor (an ``ASTFeatureExtractor`` configured to ImageBind's recipe by default).
+The clip layout follows ImageBind's audio loader as used by Video-LLaMA (pytorchvideo's
+``ConstantClipsPerVideoSampler`` after its fix 9368f30, which ImageBind's pinned version includes):
+C clips of 2 s with starts ``k * max(duration - 2, 0) / max(C - 1, 1)``, so the first clip starts at 0
+and the last one ends at the end of the audio; short audio gives overlapping clips. Audio shorter
+than 2 s gives clips of what there is: the feature extractor pads their fbank with zero frames, as
+ImageBind does (not the waveform with silence). The fbank features themselves are computed by the
+processor's feature extractor (an ``ASTFeatureExtractor`` configured to ImageBind's recipe by default).
 
 Hub-shipped with the processor: ``av`` is imported lazily.
 """
@@ -76,10 +79,11 @@ def load_audio(
 
 
 def clip_starts(duration: float, num_clips: int, clip_seconds: float = CLIP_SECONDS) -> np.ndarray:
-    """Start times (s) of ``num_clips`` clips of ``clip_seconds`` spread over ``duration`` (ImageBind's layout)."""
+    """Start times (s) of ``num_clips`` clips of ``clip_seconds`` over ``duration``: the first at 0, the last
+    ending at ``duration`` (ImageBind's layout); all at 0 when the audio is shorter than one clip."""
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
-    return np.arange(num_clips, dtype=np.float64) * max(duration - clip_seconds, 0.0) / num_clips
+    return np.arange(num_clips, dtype=np.float64) * max(duration - clip_seconds, 0.0) / max(num_clips - 1, 1)
 
 
 def cut_clips(
@@ -87,19 +91,17 @@ def cut_clips(
     num_clips: int = 8,
     sampling_rate: int = SAMPLING_RATE,
     clip_seconds: float = CLIP_SECONDS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut ``waveform`` into ``num_clips`` clips; returns (clips [C, clip_samples], starts [C] in s).
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Cut ``waveform`` into ``num_clips`` clips; returns (clips, starts [C] in s).
 
-    Clips that run past the end are zero-padded.
+    Every clip holds ``clip_seconds`` of audio, except when the whole waveform is shorter: then each
+    clip is the whole waveform (its features are padded in the fbank domain, not here).
     """
     waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
     if waveform.size == 0:
         raise ValueError("waveform is empty")
     length = int(round(clip_seconds * sampling_rate))
     starts = clip_starts(waveform.size / sampling_rate, num_clips, clip_seconds)
-    clips = np.zeros((num_clips, length), dtype=np.float32)
-    for k, start in enumerate(starts):
-        first = int(round(start * sampling_rate))
-        piece = waveform[first : first + length]
-        clips[k, : piece.size] = piece
-    return clips, starts
+    # The last start is rounded so that its clip ends exactly at the last sample.
+    firsts = np.minimum(np.round(starts * sampling_rate).astype(np.int64), max(waveform.size - length, 0))
+    return [waveform[first : first + length] for first in firsts], starts

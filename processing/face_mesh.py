@@ -9,18 +9,30 @@ Two backends:
 Both return the same landmark indices. With several faces the largest (by landmark bounding-box
 area) is kept. A frame with no face gives NaN landmarks and ``face_found = False``.
 
+The processor runs the backend in a worker process of its own (:class:`FaceMeshWorker`): a process
+in which a mediapipe graph has been created cannot fork a child that creates another one (it aborts in
+malloc), and ``datasets.map(num_proc=N)`` and DataLoader workers fork. The worker also keeps
+mediapipe's C++ log lines (TFLite, absl) off the user's terminal; set ``MICROEMO_MEDIAPIPE_LOGS=1`` to
+see them.
+
 Hub-shipped with the processor: mediapipe is imported lazily, inside ``try`` blocks.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .face_regions import NUM_LANDMARKS
+from .runtime import ProcessLocalCache
 
 try:
     from tqdm.auto import tqdm
@@ -35,8 +47,8 @@ def _import_mediapipe():
         import mediapipe
     except ImportError as error:
         raise ImportError(
-            "Face landmarks need mediapipe: pip install 'microemo[processing]' (mediapipe==0.10.21 has the "
-            "offline face mesh), or pass landmarks / clue_masks yourself"
+            "Face landmarks need mediapipe: pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5' (the last "
+            "release whose wheel ships the face-mesh models, so it runs offline), or pass landmarks / clue_masks"
         ) from error
     return mediapipe
 
@@ -117,10 +129,123 @@ class TasksFaceLandmarker:
 
 
 def make_backend(face_landmarker_path: str | os.PathLike | None = None, max_faces: int = 4):
-    """The Tasks backend when a model file is given, else the offline legacy face mesh."""
+    """The Tasks backend when a model file is given, else the offline legacy face mesh (in this process)."""
     if face_landmarker_path:
         return TasksFaceLandmarker(face_landmarker_path, max_faces=max_faces)
     return LegacyFaceMesh(max_faces=max_faces)
+
+
+# --------------------------------------------------------------------------------------------------
+# The backend in a worker process. Messages on the worker's stdin / stdout are pickles with an 8-byte
+# length in front: requests are frame arrays [T, H, W, 3], replies ("ok", landmarks, found) or
+# ("error", exception class name, message).
+
+_LENGTH = struct.Struct("<Q")
+_BOOT = "import importlib, json, sys; sys.path[:0] = json.loads(sys.argv[2]); importlib.import_module(sys.argv[1])._serve()"
+_WORKERS = ProcessLocalCache()
+
+
+def _send(stream, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    return pickle.loads(stream.read(_LENGTH.unpack(head)[0]))
+
+
+def _serve() -> None:
+    """The worker's main loop (runs in the child process started by :class:`FaceMeshWorker`)."""
+    replies = os.fdopen(os.dup(1), "wb")
+    requests = sys.stdin.buffer
+    # Whatever mediapipe or TFLite print must not corrupt the replies, nor (by default) reach the user.
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    if os.environ.get("MICROEMO_MEDIAPIPE_LOGS", "0") in ("", "0"):
+        os.dup2(quiet, 2)
+    settings = _receive(requests)
+    try:
+        backend = make_backend(settings["face_landmarker_path"], settings["max_faces"])
+        _send(replies, ("ok", None, None))
+    except Exception as error:  # reported to the parent, which raises it
+        _send(replies, ("error", type(error).__name__, str(error)))
+        return
+    while True:
+        try:
+            frames = _receive(requests)
+        except EOFError:
+            break
+        try:
+            _send(replies, ("ok", *detect_landmarks(frames, backend)))
+        except Exception as error:
+            _send(replies, ("error", type(error).__name__, str(error)))
+    backend.close()
+
+
+class FaceMeshWorker:
+    """A face-mesh backend (:func:`make_backend`) running in a child process of its own.
+
+    The child is a fresh interpreter (not a fork), so it works in any process, including a DataLoader
+    or ``datasets.map`` worker forked from a process that has used mediapipe. It ends when this object
+    is closed or its parent exits.
+    """
+
+    def __init__(self, face_landmarker_path: str | os.PathLike | None = None, max_faces: int = 4) -> None:
+        import json
+
+        _import_mediapipe()  # fail here, with the install hint, rather than in the child
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, __name__, json.dumps([p for p in sys.path if isinstance(p, str)])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        settings = {"face_landmarker_path": str(face_landmarker_path) if face_landmarker_path else None}
+        self._request({**settings, "max_faces": max_faces})
+
+    def _request(self, message):
+        with self._lock:
+            try:
+                _send(self._process.stdin, message)
+                reply = _receive(self._process.stdout)
+            except (EOFError, BrokenPipeError):
+                code = self._process.poll()
+                raise RuntimeError(
+                    f"the face-mesh worker process ended unexpectedly (exit code {code}); "
+                    "set MICROEMO_MEDIAPIPE_LOGS=1 to see what it printed"
+                ) from None
+        if reply[0] == "error":
+            errors = {"FileNotFoundError": FileNotFoundError, "ImportError": ImportError, "ValueError": ValueError}
+            raise errors.get(reply[1], RuntimeError)(f"face mesh: {reply[2]}")
+        return reply[1:]
+
+    def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``detect_landmarks(frames)`` in the worker: ([T, 478, 3] float32 with NaN rows, [T] bool)."""
+        return self._request(np.ascontiguousarray(frames, dtype=np.uint8))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        landmarks, found = self.landmarks(np.asarray(frame)[None])
+        return landmarks[0] if found[0] else None
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def shared_worker(face_landmarker_path: str | os.PathLike | None = None) -> FaceMeshWorker:
+    """This process's :class:`FaceMeshWorker` for a backend setting, started on first use."""
+    key = str(face_landmarker_path or "legacy")
+    if key not in _WORKERS:
+        _WORKERS[key] = FaceMeshWorker(face_landmarker_path)
+    return _WORKERS[key]
 
 
 def detect_landmarks(
@@ -140,6 +265,8 @@ def detect_landmarks(
         landmarks [T, 478, 3] float32 (x, y normalised to the frame, z relative depth; NaN where no
         face) and face_found [T] bool.
     """
+    if isinstance(backend, FaceMeshWorker):
+        return backend.landmarks(frames)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")

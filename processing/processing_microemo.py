@@ -1,13 +1,22 @@
 """MicroEmoProcessor: videos, face clues, utterances, audio and chat messages -> the model's inputs.
 
+Calling conventions are those of transformers' multimodal processors:
+
+- ``processor.apply_chat_template(conversation, tokenize=True, return_dict=True)`` is the front door:
+  video parts by ``path`` or ``video`` (with MicroEmo's extras such as ``utterances`` on the part), an
+  optional audio part, and an assistant turn that becomes answer-only ``labels``.
+- ``processor(text=prompts, videos=videos, audio=None, **kwargs)``: ``text`` is the rendered prompt with
+  one ``<video>`` (and optionally one ``<audio>``) placeholder per sample; the processor expands them to
+  the exact numbers of tokens the model fills, video tokens first, then audio tokens (paper section 3.4).
+  Without ``text`` each sample gets the EMER prompt.
+
 The output keys and shapes are the contract in ``docs/model-inputs.md``. This file ships to the Hub
-with a checkpoint: it and the files it imports are flat and import each other relatively; PyAV and
-mediapipe are imported only when a video file has to be decoded or face-meshed.
+with a checkpoint: it and the files it imports are flat and import each other relatively; PyAV,
+mediapipe and scipy are imported only when a video file has to be decoded, face-meshed or resampled.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -18,47 +27,61 @@ from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .audio_io import SAMPLING_RATE, cut_clips, load_audio
-from .face_mesh import detect_landmarks, make_backend
+from .face_mesh import detect_landmarks, shared_worker
 from .face_regions import DEFAULT_CLUE_REGIONS, rasterize_clue_masks, resolve_regions
 from .landmark_cache import CachedFaces, LandmarkCache
+from .runtime import get_logger
 from .utterances import (
     Span,
     as_spans,
     assign_frames,
-    detect_speech,
     load_spans,
     merge_spans,
     transcribe,
     validate_spans,
 )
+from .vad import DEFAULT_DETECTOR, DETECTORS, check_options, voice_activity
 from .video_io import DecodedVideo, MediaError, NoAudioStreamError, decode_video, frames_from_array
 
-logger = logging.getLogger(__name__)
-
-_FACE_BACKENDS: dict[str, object] = {}
+logger = get_logger("processing")
 
 TIMESTAMP_TEMPLATE = "This frame is sampled at {t} second."
 DEFAULT_QUESTION = "From what clues can we infer the person's emotional state? Describe the clues, then the emotions."
 
-# The EMER prompt in the style of AffectGPT / Video-LLaMA: audio, then video, then the subtitle and
-# the question, in one user turn; the answer is the assistant turn. Wording is our own.
+# One user turn holds the video (its sound joins it), the subtitle and the question, as in AffectGPT's
+# EMER prompt; the answer is the assistant turn, marked as a generation block so that it becomes the
+# labels. Wording is our own.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}"
     "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ '\\n' }}"
     "{%- else -%}"
     "{{ '###Human: ' if message['role'] == 'user' else '###Assistant: ' }}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- if message['role'] == 'assistant' -%}{%- generation -%}"
+    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ eos_token }}"
+    "{%- endgeneration -%}"
+    "{%- elif message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'audio' -%}{{ 'Listen to the voice in <Audio><audio></Audio>. ' }}"
-    "{%- elif part['type'] == 'video' -%}{{ 'Watch the face and gestures in <Video><video></Video>. ' }}"
+    "{%- if part['type'] == 'video' -%}{{ 'Here is the video: <Video><video></Video>. ' }}"
+    "{%- elif part['type'] == 'audio' -%}{{ 'Here is the audio: <Audio><audio></Audio>. ' }}"
     "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
     "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{ eos_token if message['role'] == 'assistant' else '' }}{{ '\\n' }}"
+    "{%- if not loop.last -%}{{ '\\n' }}{%- endif -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '###Assistant: ' }}{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{ '\\n' if messages else '' }}{{ '###Assistant: ' }}{%- endif -%}"
 )
+
+# Keys of a video content part that carry MicroEmo's per-sample inputs (see `__call__`).
+VIDEO_PART_EXTRAS = ("utterances", "frame_timestamps", "landmarks", "clue_masks")
+# Per-sample keyword arguments of `__call__`: one entry per video (a plain value for a single video).
+PER_SAMPLE_KWARGS = ("utterances", "subtitles", "frame_timestamps", "landmarks", "clue_masks")
+# Other keyword arguments `__call__` takes, transformers' standard ones included.
+CALL_KWARGS = (
+    "sampling_rate", "num_frames", "use_audio_in_video", "return_metadata", "padding", "padding_side",
+    "max_length", "pad_to_multiple_of", "truncation", "add_special_tokens", "return_tensors",
+    "return_attention_mask", "verbose",
+)  # fmt: skip
 
 
 @dataclass
@@ -66,7 +89,8 @@ class PreparedSample:
     """One sample after decoding and analysis; what the processor turns into tensors.
 
     ``face_found``, ``utterances`` and ``audio_clip_starts`` are kept so that callers (and
-    :mod:`visualize`) can see what was found and what was missing.
+    :mod:`visualize`) can see what was found and what was missing. ``audio_is_given`` says the waveform
+    came from the caller rather than from the video's own sound.
     """
 
     video: DecodedVideo
@@ -79,6 +103,7 @@ class PreparedSample:
     audio_clip_starts: np.ndarray | None
     subtitle: str
     notes: list[str] = field(default_factory=list)
+    audio_is_given: bool = False
 
 
 class MicroEmoProcessor(ProcessorMixin):
@@ -102,14 +127,18 @@ class MicroEmoProcessor(ProcessorMixin):
         min_patch_coverage: a patch is in a region when the region covers this fraction of it.
         audio_feature_layout: ``"imagebind"`` gives ``[C, 1, 128, 204]`` fbanks; ``"native"`` keeps
             the feature extractor's own per-clip output.
-        utterance_source: ``"vad"`` (offline energy VAD, default), ``"asr"`` (``asr_model``) or ``"none"``,
+        utterance_source: ``"silero"`` (silero-vad, default; the energy VAD with a note where silero-vad is
+            not installed), ``"energy"`` (the dependency-free energy VAD), ``"asr"`` (``asr_model``) or ``"none"``,
             used when a sample's utterances are not given.
         asr_model: a transformers ASR model id or folder (with timestamps), for ``utterance_source="asr"``.
+        vad_options: overrides of the voice-activity post-processing (``threshold``, ``offset_threshold``,
+            ``gate_db``, ``min_speech``, ``min_silence``, ``pad``; see ``vad.py``), saved with the processor.
         face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the offline legacy
             face mesh of mediapipe 0.10.21 is used.
         cache_dir: a folder for the landmark cache (keyed by file content and sampling settings).
         qformer_max_length: longest timestamp text in Q-Former tokens.
-        chat_template: Jinja template of the prompt (default: the EMER prompt above).
+        chat_template: Jinja template of the prompt (default: the EMER prompt above). Assistant turns must
+            be inside ``{% generation %}`` blocks for ``apply_chat_template`` to build labels.
     """
 
     def __init__(
@@ -129,7 +158,8 @@ class MicroEmoProcessor(ProcessorMixin):
         clue_regions: Sequence[str] | None = None,
         min_patch_coverage: float = 0.1,
         audio_feature_layout: str = "imagebind",
-        utterance_source: str = "vad",
+        utterance_source: str = DEFAULT_DETECTOR,
+        vad_options: dict | None = None,
         asr_model: str | None = None,
         face_landmarker_path: str | None = None,
         cache_dir: str | None = None,
@@ -149,8 +179,10 @@ class MicroEmoProcessor(ProcessorMixin):
                 raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
         if audio_feature_layout not in ("imagebind", "native"):
             raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
-        if utterance_source not in ("vad", "asr", "none"):
-            raise ValueError(f"utterance_source must be 'vad', 'asr' or 'none', got {utterance_source!r}")
+        if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
+            utterance_source = DEFAULT_DETECTOR
+        if utterance_source not in (*DETECTORS, "asr", "none"):
+            raise ValueError(f"utterance_source must be 'silero', 'energy', 'asr' or 'none', got {utterance_source!r}")
         if utterance_source == "asr" and not asr_model:
             raise ValueError("utterance_source='asr' needs asr_model (a transformers ASR model id or folder)")
         if not 1 <= num_frames <= max_frames:
@@ -168,6 +200,7 @@ class MicroEmoProcessor(ProcessorMixin):
         self.min_patch_coverage = float(min_patch_coverage)
         self.audio_feature_layout = audio_feature_layout
         self.utterance_source = utterance_source
+        self.vad_options = check_options(vad_options)
         self.asr_model = asr_model
         self.face_landmarker_path = face_landmarker_path
         self.cache_dir = cache_dir
@@ -244,12 +277,8 @@ class MicroEmoProcessor(ProcessorMixin):
     # Per-sample analysis
 
     def _backend(self):
-        # Kept outside the instance: ProcessorMixin deep-copies instance attributes when saving, and
-        # a mediapipe graph cannot be copied. One backend per model file serves every processor.
-        key = str(self.face_landmarker_path or "legacy")
-        if key not in _FACE_BACKENDS:
-            _FACE_BACKENDS[key] = make_backend(self.face_landmarker_path)
-        return _FACE_BACKENDS[key]
+        # A worker process per process, started on first use and never pickled (see face_mesh.py).
+        return shared_worker(self.face_landmarker_path)
 
     def _faces(self, video: DecodedVideo, path: str | None, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
         if path is not None and self.cache_dir:
@@ -278,7 +307,12 @@ class MicroEmoProcessor(ProcessorMixin):
         subtitle: str | None = None,
         num_frames: int | None = None,
     ) -> PreparedSample:
-        """Decode, face-mesh, find utterances and load audio for one sample (see ``__call__``)."""
+        """Decode, face-mesh, find utterances and load audio for one sample: the heavy part of ``__call__``.
+
+        The result is what :meth:`collate` turns into tensors; a training data pipeline can run this once per
+        video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
+        found on it); whether it also becomes audio tokens is decided at collation (``use_audio_in_video``).
+        """
         num_frames = int(num_frames or self.num_frames)
         if num_frames > self.max_frames:
             raise ValueError(f"num_frames={num_frames} is more than the model's max_frames={self.max_frames}")
@@ -324,6 +358,7 @@ class MicroEmoProcessor(ProcessorMixin):
 
         # Audio.
         waveform = None
+        audio_is_given = audio is not None
         if audio is not None:
             if isinstance(audio, (str, os.PathLike)):
                 waveform = load_audio(audio, SAMPLING_RATE)
@@ -352,8 +387,12 @@ class MicroEmoProcessor(ProcessorMixin):
         elif utterances is not None:
             spans = as_spans(utterances, f"{source} utterances")
             span_source = f"{source} utterances"
-        elif waveform is not None and self.utterance_source == "vad":
-            spans, span_source = detect_speech(waveform), f"{source} (voice activity)"
+        elif waveform is not None and self.utterance_source in DETECTORS:
+            activity = voice_activity(
+                waveform, SAMPLING_RATE, self.utterance_source, duration=decoded.duration, **self.vad_options
+            )
+            spans, span_source = activity.spans, f"{source} (voice activity, {activity.detector})"
+            notes.append(activity.note)
         elif waveform is not None and self.utterance_source == "asr":
             spans, span_source = transcribe(waveform, self.asr_model), f"{source} (ASR {self.asr_model})"
         else:
@@ -379,103 +418,224 @@ class MicroEmoProcessor(ProcessorMixin):
             audio_clip_starts=starts,
             subtitle=subtitle,
             notes=notes,
+            audio_is_given=audio_is_given,
         )
 
     # ----------------------------------------------------------------------------------------------
-    # Text
+    # Conversations and prompts
 
-    def default_messages(self, subtitle: str, question: str | None, has_audio: bool) -> list[dict]:
-        """The EMER prompt as chat messages: [audio], video, subtitle and question in the user turn."""
-        parts: list[dict] = [{"type": "audio"}] if has_audio else []
-        parts.append({"type": "video"})
+    def emer_conversation(
+        self,
+        video: str | os.PathLike | DecodedVideo | np.ndarray | None = None,
+        *,
+        subtitle: str | None = None,
+        question: str | None = None,
+        answer: str | None = None,
+        utterances: str | os.PathLike | Sequence | None = None,
+    ) -> list[dict]:
+        """The EMER prompt as a conversation: the video (its sound comes with it), the subtitle and the question
+        in one user turn; with ``answer``, an assistant turn that :meth:`apply_chat_template` turns into labels.
+
+        ``utterances`` (a subtitle file or spans) travel on the video part; their text is the default subtitle.
+        """
+        part: dict = {"type": "video"}
+        if isinstance(video, (str, os.PathLike)):
+            part["path"] = str(video)
+        elif video is not None:
+            part["video"] = video
+        if utterances is not None:
+            part["utterances"] = utterances
+            if subtitle is None:
+                spans = load_spans(utterances) if isinstance(utterances, (str, os.PathLike)) else as_spans(utterances)
+                subtitle = " ".join(s.text for s in spans if s.text)
         text = f"The subtitle of this video is <Subtitle>{subtitle}</Subtitle>. " if subtitle else ""
-        parts.append({"type": "text", "text": text + (question or DEFAULT_QUESTION)})
-        return [{"role": "user", "content": parts}]
+        conversation = [{"role": "user", "content": [part, {"type": "text", "text": text + (question or DEFAULT_QUESTION)}]}]
+        if answer is not None:
+            conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return conversation
 
-    def render_prompt(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        """Render chat messages with the processor's chat template (no tokenisation, no expansion)."""
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def render_conversations(
+        self,
+        conversations: Sequence[Sequence[dict]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        chat_template: str | None = None,
+        **template_kwargs,
+    ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """Render conversations with the chat template (no tokenisation, no expansion).
 
-        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        template = self.chat_template if isinstance(self.chat_template, str) else self.chat_template["default"]
-        return environment.from_string(template).render(
-            messages=messages,
+        Returns the prompts and, per prompt, the character spans of the assistant answers (the template's
+        ``{% generation %}`` blocks). A conversation that ends with an assistant turn gets no generation
+        prompt after it, whatever ``add_generation_prompt`` says: it is a training example.
+        """
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        template = self._resolve_chat_template(chat_template)
+        template_kwargs = {**self.tokenizer.special_tokens_map, **template_kwargs}
+        prompts, answer_spans = [], []
+        for index, conversation in enumerate(conversations):
+            view = _template_view(conversation, f"conversation {index}")
+            has_answers = any(message["role"] == "assistant" for message in view)
+            ends_with_answer = bool(view) and view[-1]["role"] == "assistant" and not continue_final_message
+            rendered, indices = render_jinja_template(
+                conversations=[view],
+                chat_template=template,
+                return_assistant_tokens_mask=has_answers and not continue_final_message,
+                continue_final_message=continue_final_message,
+                add_generation_prompt=add_generation_prompt and not ends_with_answer,
+                **template_kwargs,
+            )
+            spans = [tuple(span) for span in indices[0]] if has_answers and not continue_final_message else []
+            if ends_with_answer and not spans:
+                raise ValueError(
+                    f"conversation {index} ends with an assistant turn, but the chat template marks no answer: "
+                    "put assistant content inside {% generation %} ... {% endgeneration %} to get labels"
+                )
+            prompts.append(rendered[0])
+            answer_spans.append(spans)
+        return prompts, answer_spans
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict] | list[list[dict]],
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        tokenize: bool = False,
+        return_dict: bool = False,
+        return_tensors: str | None = "auto",
+        continue_final_message: bool = False,
+        return_assistant_tokens_mask: bool = False,
+        processor_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        """Render one conversation or a batch, and with ``tokenize=True`` build the model inputs.
+
+        Each conversation holds one video part, ``{"type": "video", "path": "clip.mp4"}`` (or ``"video"``: a
+        frame array [T, H, W, 3] or a :class:`DecodedVideo`), with optional MicroEmo extras on the same part:
+        ``utterances`` (subtitle file or spans), ``frame_timestamps``, ``landmarks``, ``clue_masks``. The video's
+        sound becomes audio tokens unless ``use_audio_in_video=False``; an ``{"type": "audio", "path": ...}``
+        part brings a separate audio file or waveform (``"audio"``). A conversation that ends with an assistant
+        turn yields ``labels`` on the answer and its end token only, and no generation prompt.
+
+        Keyword arguments of :meth:`__call__` (``padding``, ``num_frames``, ``use_audio_in_video``,
+        ``return_metadata``, per-sample ``utterances``, ...) may be given here directly or in
+        ``processor_kwargs``; any other keyword is a chat-template variable.
+
+        Returns the prompt text(s) with ``tokenize=False``; the ``input_ids`` with ``tokenize=True``; the whole
+        :class:`BatchFeature` with ``return_dict=True`` as well.
+        """
+        conversations, is_batched = self._normalize_conversations(conversation)
+        options = dict(processor_kwargs or {})
+        template_kwargs = {}
+        for key, value in kwargs.items():
+            known = key in PER_SAMPLE_KWARGS or key in CALL_KWARGS or key.endswith("_kwargs")
+            (options if known else template_kwargs)[key] = value
+        prompts, answer_spans = self.render_conversations(
+            conversations,
             add_generation_prompt=add_generation_prompt,
-            eos_token=self.tokenizer.eos_token or "",
-            bos_token=self.tokenizer.bos_token or "",
+            continue_final_message=continue_final_message,
+            chat_template=chat_template,
+            **template_kwargs,
         )
+        if not tokenize:
+            return prompts if is_batched else prompts[0]
+
+        videos, audio, extras = _media_from_conversations(conversations)
+        for key, values in extras.items():
+            if key in options:
+                raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
+            options[key] = values if is_batched else values[0]
+        if return_tensors != "auto":
+            options["return_tensors"] = return_tensors
+        if audio is not None and not is_batched:
+            audio = audio[0]
+        out = self._process(
+            text=prompts if is_batched else prompts[0],
+            videos=videos if is_batched else videos[0],
+            audio=audio,
+            answer_spans=answer_spans,
+            **options,
+        )
+        if return_assistant_tokens_mask:
+            labels = out.get("labels")
+            out["assistant_masks"] = (labels != -100) if labels is not None else out["attention_mask"] * 0
+        return out if return_dict else out["input_ids"]
 
     def expand_placeholders(self, prompt: str, num_utterances: int, has_audio: bool, source: str = "sample") -> str:
-        """Replace the single ``<video>`` / ``<audio>`` placeholder by the exact number of tokens the model fills."""
-        for token, count, present in (
-            (self.video_token, self.num_video_tokens(num_utterances), True),
-            (self.audio_token, self.num_audio_query_tokens if has_audio else 0, has_audio),
-        ):
-            found = prompt.count(token)
-            if found > 1:
-                raise ValueError(f"{source}: the prompt holds {found} {token} placeholders; put exactly one")
-            if found == 0 and present and count:
-                raise ValueError(f"{source}: the prompt has no {token} placeholder but the sample has that modality")
-            prompt = prompt.replace(token, token * count)
-        return prompt
+        """Replace the ``<video>`` placeholder by the video tokens and, when the sample has sound and the prompt
+        has no ``<audio>`` placeholder of its own, the audio tokens right after them (the paper's order: video,
+        audio, text); an ``<audio>`` placeholder becomes the audio tokens (none without sound)."""
+        video, audio = self.video_token, self.audio_token
+        found_video, found_audio = prompt.count(video), prompt.count(audio)
+        if found_video != 1:
+            raise ValueError(
+                f"{source}: `text` is the rendered prompt and must hold exactly one {video} placeholder (one video "
+                f"per sample), found {found_video}. Render it with processor.apply_chat_template(conversation) "
+                f"(processor.emer_conversation(video, question=...) builds the EMER one), or write {video} where "
+                "the video goes."
+            )
+        if found_audio > 1:
+            raise ValueError(f"{source}: the prompt holds {found_audio} {audio} placeholders; put at most one")
+        video_tokens = video * self.num_video_tokens(num_utterances)
+        audio_tokens = audio * (self.num_audio_query_tokens if has_audio else 0)
+        if found_audio:
+            return prompt.replace(audio, audio_tokens).replace(video, video_tokens)
+        return prompt.replace(video, video_tokens + audio_tokens)
 
     # ----------------------------------------------------------------------------------------------
     # The call
 
-    def __call__(
-        self,
-        videos=None,
-        text: str | list[str] | None = None,
-        *,
-        messages: list[list[dict]] | None = None,
-        answers: str | list[str] | None = None,
-        subtitles: str | list[str | None] | None = None,
-        frame_timestamps: list | None = None,
-        landmarks: list | None = None,
-        clue_masks: list | None = None,
-        utterances: list | None = None,
-        audio: list | None = None,
-        sampling_rate: int = SAMPLING_RATE,
-        num_frames: int | None = None,
-        return_tensors: str | None = "pt",
-        return_metadata: bool = False,
-        **kwargs,
-    ) -> BatchFeature:
-        """Build one batch.
-
-        Every per-sample argument is a list with one entry per video (a single video may be given
-        without the list).
+    def __call__(self, images=None, text=None, videos=None, audio=None, **kwargs) -> BatchFeature:
+        """Build one batch, with transformers' argument order ``(images, text, videos, audio)``.
 
         Args:
-            videos: file paths, :class:`DecodedVideo`, or frame arrays [T, H, W, 3] (uint8 RGB).
-            text: the question of each sample (default: the EMER question); ignored where ``messages``
-                are given.
-            messages: chat messages per sample (``{"role", "content"}``; content a string or parts
-                ``{"type": "video" | "audio" | "text"}``), instead of the default EMER prompt.
-            answers: training targets; adds ``labels`` with only the answer (and its end token) supervised.
-            subtitles: the subtitle / transcript text (default: the utterances' text, if any).
-            frame_timestamps: seconds per frame for frame arrays (default 1 frame per second).
-            landmarks: [T, 478, 2|3] normalised face-mesh landmarks (NaN rows: no face), instead of
-                running mediapipe.
+            images: not used by MicroEmo (it reads videos); accepted so that generic callers can pass None.
+            text: the rendered prompt of each sample, with one ``<video>`` placeholder (and at most one
+                ``<audio>``), as :meth:`apply_chat_template` writes it. None: the EMER prompt, with each
+                sample's subtitle (``subtitles``, else the utterances' text).
+            videos: per sample a file path, a :class:`DecodedVideo`, or frames [T, H, W, 3] (uint8 RGB).
+            audio: per sample a waveform (at ``sampling_rate``) or an audio file, instead of the video's sound.
+
+        Keyword args (per-sample ones take a list with one entry per video, or a plain value for one video):
+            utterances: an .srt/.vtt/.json path or a list of (start, end[, text]) / Span / dicts; None: found
+                by ``utterance_source``.
+            subtitles: the subtitle text of the default EMER prompt (only without ``text``).
+            frame_timestamps: seconds per frame, for frame arrays (default 1 frame per second).
+            landmarks: [T, 478, 2|3] normalised face-mesh landmarks (NaN rows: no face), instead of mediapipe.
             clue_masks: [T, R, P] bool masks, instead of landmarks.
-            utterances: an .srt/.vtt/.json path or a list of (start, end[, text]) / Span / dicts per
-                sample; None: found by ``utterance_source``.
-            audio: a waveform (at ``sampling_rate``) or an audio file per sample; None takes the
-                video file's audio stream; a sample without any audio gets no audio tokens.
-            num_frames: T for decoded files (default ``self.num_frames``).
-            return_metadata: also return ``face_found``, ``frame_timestamps`` and
-                ``utterance_spans`` (not model inputs; for inspection and plots).
+            use_audio_in_video: the video's own sound becomes audio tokens (default True).
+            num_frames: T for decoded files (default ``self.num_frames``). sampling_rate: of ``audio`` arrays.
+            padding (True / "longest", "max_length" with ``max_length``, False), padding_side ("left" by
+                default, for generation), pad_to_multiple_of, add_special_tokens, return_tensors ("pt").
+            return_metadata: also return ``face_found``, ``frame_timestamps``, ``utterance_spans`` and
+                ``notes`` (not model inputs; for inspection and plots).
         """
+        return self._process(images, text, videos, audio, **kwargs)
+
+    def _process(self, images=None, text=None, videos=None, audio=None, *, answer_spans=None, **kwargs) -> BatchFeature:
+        kwargs = _check_call_kwargs(kwargs)
+        if images is not None:
+            if isinstance(images, str) and text is None and videos is not None:
+                text, images = images, None  # processor("prompt", videos=...): transformers swaps these too
+            else:
+                raise TypeError(
+                    "MicroEmoProcessor reads videos, and the first positional argument of a transformers processor "
+                    "is `images`. Pass the video as `videos=`: processor(videos='clip.mp4') for the EMER prompt, or "
+                    "processor.apply_chat_template(conversation, tokenize=True, return_dict=True)."
+                )
         if videos is None:
-            raise ValueError("MicroEmoProcessor needs `videos` (paths, DecodedVideo or frame arrays)")
-        if kwargs:
-            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
-        single = not isinstance(videos, (list, tuple))
-        videos = [videos] if single else list(videos)
+            raise ValueError("MicroEmoProcessor needs `videos` (paths, DecodedVideo or frame arrays), one per sample")
+        videos, single = _video_list(videos)
         batch = len(videos)
+        if text is not None:
+            text = [text] if isinstance(text, str) else list(text)
+            if len(text) != batch or not all(isinstance(t, str) for t in text):
+                raise ValueError(f"`text` must be one prompt string per video: got {len(text)} for {batch} video(s)")
+            if kwargs.get("subtitles") is not None:
+                raise ValueError("`subtitles` fills the default EMER prompt; with `text`, write the subtitle into the text")
 
         def per_sample(value, name: str) -> list:
-            # A single video takes its arguments as they are; a batch takes one list entry per video.
             if value is None:
                 return [None] * batch
             if single:
@@ -484,44 +644,59 @@ class MicroEmoProcessor(ProcessorMixin):
                 raise ValueError(f"`{name}` must be a list with one entry per video ({batch})")
             return list(value)
 
-        text_l = per_sample(text, "text")
-        messages_l = per_sample(messages, "messages")
-        answers_l = per_sample(answers, "answers")
-        subtitles_l = per_sample(subtitles, "subtitles")
-        timestamps_l = per_sample(frame_timestamps, "frame_timestamps")
-        landmarks_l = per_sample(landmarks, "landmarks")
-        masks_l = per_sample(clue_masks, "clue_masks")
-        utterances_l = per_sample(utterances, "utterances")
+        inputs = {name: per_sample(kwargs.pop(name, None), name) for name in PER_SAMPLE_KWARGS}
         audio_l = per_sample(audio, "audio")
-        if answers is not None and any(a is None for a in answers_l):
-            raise ValueError("`answers` needs one answer per video")
-
-        samples = [
-            self.prepare_sample(
-                video,
-                frame_timestamps=timestamps_l[i],
-                landmarks=landmarks_l[i],
-                clue_masks=masks_l[i],
-                utterances=utterances_l[i],
-                audio=audio_l[i],
-                sampling_rate=sampling_rate,
-                subtitle=subtitles_l[i],
-                num_frames=num_frames,
+        sampling_rate = kwargs.pop("sampling_rate", SAMPLING_RATE)
+        num_frames = kwargs.pop("num_frames", None)
+        samples = []
+        for i in _progress(range(batch), "preparing videos"):
+            samples.append(
+                self.prepare_sample(
+                    videos[i],
+                    frame_timestamps=inputs["frame_timestamps"][i],
+                    landmarks=inputs["landmarks"][i],
+                    clue_masks=inputs["clue_masks"][i],
+                    utterances=inputs["utterances"][i],
+                    audio=audio_l[i],
+                    sampling_rate=sampling_rate,
+                    subtitle=inputs["subtitles"][i],
+                    num_frames=num_frames,
+                )
             )
-            for i, video in enumerate(videos)
-        ]
-        return self.collate(samples, text_l, messages_l, answers_l, return_tensors, return_metadata)
+        return self.collate(samples, text, answer_spans, **kwargs)
 
     def collate(
         self,
         samples: list[PreparedSample],
-        questions: list[str | None],
-        messages: list[list[dict] | None],
-        answers: list[str | None],
+        text: list[str] | None = None,
+        answer_spans: list[list[tuple[int, int]]] | None = None,
+        *,
+        use_audio_in_video: bool = True,
+        padding: bool | str = True,
+        padding_side: str = "left",
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        truncation: bool | str | None = None,
+        add_special_tokens: bool = True,
         return_tensors: str | None = "pt",
+        return_attention_mask: bool = True,
         return_metadata: bool = False,
+        verbose: bool = True,
     ) -> BatchFeature:
-        """Tensors of prepared samples: pads T and U across the batch and expands the placeholders."""
+        """Tensors of prepared samples and their rendered prompts: pads T, U and the text across the batch,
+        expands the placeholders, and supervises the characters in ``answer_spans`` (``labels``). Without
+        ``text``, each sample gets the EMER prompt with its subtitle."""
+        if text is None:
+            text, _ = self.render_conversations([self.emer_conversation(subtitle=s.subtitle) for s in samples])
+        if len(text) != len(samples):
+            raise ValueError(f"collate: {len(text)} prompts for {len(samples)} samples")
+        if truncation not in (None, False, "do_not_truncate"):
+            raise ValueError(
+                f"truncation={truncation!r}: MicroEmo does not truncate prompts, since a cut could fall inside the "
+                "expanded video / audio tokens; shorten the text or lower max_utterances instead"
+            )
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         batch = len(samples)
         t_max = max(s.video.frames.shape[0] for s in samples)
         u_max = max(len(s.utterances) for s in samples)
@@ -547,7 +722,7 @@ class MicroEmoProcessor(ProcessorMixin):
             stamps = [TIMESTAMP_TEMPLATE.format(t=f"{round(float(x), 1):.1f}") for x in sample.video.timestamps]
             # Padded frames get the last real frame's text (their mask keeps them out of the model).
             stamp_texts.append(stamps + [stamps[-1]] * (t_max - t))
-        flat = [text for row in stamp_texts for text in row]
+        flat = [stamp for row in stamp_texts for stamp in row]
         qformer = self.qformer_tokenizer(
             flat, padding="longest", truncation=True, max_length=self.qformer_max_length, return_tensors="np"
         )
@@ -555,55 +730,58 @@ class MicroEmoProcessor(ProcessorMixin):
         qformer_ids = qformer["input_ids"].reshape(batch, t_max, length)
         qformer_mask = qformer["attention_mask"].reshape(batch, t_max, length)
 
-        # Audio.
-        clip_shape = None
-        audio_rows: list[np.ndarray | None] = []
-        for sample in samples:
-            if sample.waveform is None:
-                audio_rows.append(None)
-                continue
-            clips, _ = cut_clips(sample.waveform, self.num_audio_clips)
-            features = self._audio_features(clips)
-            clip_shape = features.shape[1:]
-            audio_rows.append(features)
+        # Audio: the caller's waveform, or the video's sound unless use_audio_in_video=False.
+        notes = [list(sample.notes) for sample in samples]
+        uses_audio = []
+        for b, sample in enumerate(samples):
+            uses = sample.waveform is not None and (sample.audio_is_given or use_audio_in_video)
+            if sample.waveform is not None and not uses:
+                notes[b].append("the video's sound is not used as audio tokens (use_audio_in_video=False)")
+            uses_audio.append(uses)
+        rows = [self._audio_features(cut_clips(s.waveform, self.num_audio_clips)[0]) if uses else None
+                for s, uses in zip(samples, uses_audio, strict=True)]  # fmt: skip
+        clip_shape = next((row.shape[1:] for row in rows if row is not None), None)
         if clip_shape is None:
-            clip_shape = self._audio_features(np.zeros((1, int(2 * SAMPLING_RATE)), np.float32)).shape[1:]
+            clip_shape = self._audio_features([np.zeros(int(2 * SAMPLING_RATE), np.float32)]).shape[1:]
         audio_values = np.zeros((batch, self.num_audio_clips, *clip_shape), dtype=np.float32)
         audio_clip_mask = np.zeros((batch, self.num_audio_clips), dtype=bool)
-        for b, row in enumerate(audio_rows):
+        for b, row in enumerate(rows):
             if row is not None:
                 audio_values[b] = row
                 audio_clip_mask[b] = True
 
         # Text.
+        answer_spans = answer_spans or [[] for _ in samples]
         sequences, label_rows = [], []
         for b, sample in enumerate(samples):
-            has_audio = bool(audio_clip_mask[b].any())
-            chat = messages[b] or self.default_messages(sample.subtitle, questions[b], has_audio)
-            if answers[b] is not None and chat and chat[-1]["role"] == "assistant":
-                raise ValueError(f"sample {b}: give the answer either in `answers` or as the last message, not both")
-            prompt = self.render_prompt(chat, add_generation_prompt=True)
-            prompt = self.expand_placeholders(prompt, len(sample.utterances), has_audio, f"sample {b}")
-            ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-            labels = [-100] * len(ids)
-            if answers[b] is not None:
-                answer_ids = self.tokenizer(answers[b], add_special_tokens=False)["input_ids"]
-                answer_ids = answer_ids + [self.tokenizer.eos_token_id]
-                ids = ids + answer_ids
-                labels = labels + answer_ids
-            self._check_counts(ids, sample, has_audio, b)
+            ids, labels = self._tokenize(text[b], answer_spans[b], len(sample.utterances), uses_audio[b], add_special_tokens, b)
+            self._check_counts(ids, sample, uses_audio[b], b)
             sequences.append(ids)
             label_rows.append(labels)
         width = max(len(s) for s in sequences)
+        if padding in (False, "do_not_pad"):
+            if len({len(s) for s in sequences}) > 1 and return_tensors is not None:
+                raise ValueError("padding=False, but the prompts have different lengths: use padding=True")
+        elif padding == "max_length":
+            if max_length is None:
+                raise ValueError("padding='max_length' needs max_length")
+            if width > max_length:
+                raise ValueError(f"a prompt has {width} tokens, more than max_length={max_length}; MicroEmo does not truncate")
+            width = max_length
+        elif padding not in (True, "longest"):
+            raise ValueError(f"padding must be True / 'longest', 'max_length' or False, got {padding!r}")
+        if pad_to_multiple_of:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         input_ids = np.full((batch, width), pad, dtype=np.int64)
         attention_mask = np.zeros((batch, width), dtype=np.int64)
         labels_arr = np.full((batch, width), -100, dtype=np.int64)
         for b, (ids, labels) in enumerate(zip(sequences, label_rows, strict=True)):
-            # Left padding: generation continues from the right end of every row.
-            input_ids[b, width - len(ids) :] = ids
-            attention_mask[b, width - len(ids) :] = 1
-            labels_arr[b, width - len(ids) :] = labels
+            # Left padding (the default): generation continues from the right end of every row.
+            row = slice(width - len(ids), width) if padding_side == "left" else slice(0, len(ids))
+            input_ids[b, row] = ids
+            attention_mask[b, row] = 1
+            labels_arr[b, row] = labels
 
         data = {
             "input_ids": input_ids,
@@ -617,7 +795,9 @@ class MicroEmoProcessor(ProcessorMixin):
             "audio_values": audio_values,
             "audio_clip_mask": audio_clip_mask,
         }
-        if any(a is not None for a in answers):
+        if not return_attention_mask:
+            del data["attention_mask"]
+        if any(answer_spans):
             data["labels"] = labels_arr
         if return_metadata:
             face_found = np.zeros((batch, t_max), dtype=bool)
@@ -630,10 +810,49 @@ class MicroEmoProcessor(ProcessorMixin):
         features = BatchFeature(data, tensor_type=return_tensors)
         if return_metadata:
             features["utterance_spans"] = [[(s.start, s.end, s.text) for s in sample.utterances] for sample in samples]
-            features["notes"] = [list(sample.notes) for sample in samples]
+            features["notes"] = notes
         return features
 
-    def _audio_features(self, clips: np.ndarray) -> np.ndarray:
+    def _tokenize(
+        self, prompt: str, answer_spans: Sequence[tuple[int, int]], num_utterances: int, has_audio: bool,
+        add_special_tokens: bool, index: int,
+    ) -> tuple[list[int], list[int]]:  # fmt: skip
+        """Token ids and labels of one rendered prompt.
+
+        The text between answers and each answer are tokenised separately, so that the ids before an answer are
+        exactly the ids ``generate`` starts from, and the labels are exactly the answer's tokens.
+        """
+        source = f"sample {index}"
+        pieces, position = [], 0
+        for start, end in sorted(answer_spans):
+            pieces += [(prompt[position:start], False), (prompt[start:end], True)]
+            position = end
+        pieces.append((prompt[position:], False))
+        for piece, is_answer in pieces:
+            if is_answer and (self.video_token in piece or self.audio_token in piece):
+                raise ValueError(f"{source}: an assistant answer holds a {self.video_token} / {self.audio_token} placeholder")
+        # Validate the placeholders on the whole prompt, then expand them where they are.
+        self.expand_placeholders("".join(p for p, answer in pieces if not answer), num_utterances, has_audio, source)
+        ids, labels = [], []
+        for number, (piece, is_answer) in enumerate(pieces):
+            if not piece:
+                continue
+            if not is_answer and (self.video_token in piece or self.audio_token in piece):
+                piece = self._expand_piece(piece, num_utterances, has_audio, prompt)
+            piece_ids = self.tokenizer(piece, add_special_tokens=add_special_tokens and number == 0)["input_ids"]
+            ids += piece_ids
+            labels += piece_ids if is_answer else [-100] * len(piece_ids)
+        return ids, labels
+
+    def _expand_piece(self, piece: str, num_utterances: int, has_audio: bool, prompt: str) -> str:
+        # The audio tokens follow the video tokens unless the whole prompt places <audio> itself.
+        video_tokens = self.video_token * self.num_video_tokens(num_utterances)
+        audio_tokens = self.audio_token * (self.num_audio_query_tokens if has_audio else 0)
+        if self.audio_token in prompt:
+            return piece.replace(self.audio_token, audio_tokens).replace(self.video_token, video_tokens)
+        return piece.replace(self.video_token, video_tokens + audio_tokens)
+
+    def _audio_features(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         extracted = self.feature_extractor(list(clips), sampling_rate=SAMPLING_RATE, return_tensors="np")
         name = "input_values" if "input_values" in extracted else "input_features"
         values = np.asarray(extracted[name], dtype=np.float32)
@@ -678,8 +897,129 @@ class MicroEmoProcessor(ProcessorMixin):
         return self.tokenizer.decode(*args, **kwargs)
 
 
+_REPLACED_KWARGS = {
+    "messages": "`messages=` is replaced by processor.apply_chat_template(conversation, tokenize=True, return_dict=True), "
+    "with the video in the conversation as {'type': 'video', 'path': ...}",
+    "answers": "`answers=` is replaced by an assistant turn: processor.apply_chat_template("
+    "processor.emer_conversation(video, answer=...), tokenize=True, return_dict=True) gives answer-only labels",
+}
+
+
+def _check_call_kwargs(kwargs: dict) -> dict:
+    """Flatten transformers' nested ``*_kwargs`` dicts and refuse what ``__call__`` does not take."""
+    flat = {}
+    for key, value in kwargs.items():
+        if key.endswith("_kwargs") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    for key in flat:
+        if key in _REPLACED_KWARGS:
+            raise TypeError(_REPLACED_KWARGS[key])
+    unknown = sorted(set(flat) - set(PER_SAMPLE_KWARGS) - set(CALL_KWARGS))
+    if unknown:
+        raise TypeError(
+            f"MicroEmoProcessor got unexpected arguments {unknown}; it takes images, text, videos, audio and "
+            f"{', '.join(PER_SAMPLE_KWARGS + CALL_KWARGS)}"
+        )
+    return flat
+
+
+def _is_frame(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 3
+    return type(value).__module__.startswith("PIL.")
+
+
+def _video_list(videos) -> tuple[list, bool]:
+    """Videos as a list of one entry per sample, and whether a single video was given.
+
+    Accepts one video or a list; transformers' nested form (a list of videos per sample) is accepted with one
+    video per sample, and a list of frames (arrays [H, W, 3] or PIL images) is one video.
+    """
+    if isinstance(videos, np.ndarray) and videos.ndim == 5:
+        return list(videos), False
+    if not isinstance(videos, (list, tuple)):
+        return [videos], True
+    if videos and all(_is_frame(v) for v in videos):
+        return [np.stack([np.asarray(v) for v in videos])], True
+    out = []
+    for index, video in enumerate(videos):
+        if isinstance(video, (list, tuple)):
+            if video and all(_is_frame(v) for v in video):
+                video = np.stack([np.asarray(v) for v in video])
+            elif len(video) == 1:
+                video = video[0]
+            else:
+                raise ValueError(f"sample {index}: MicroEmo takes one video per sample, got {len(video)}")
+        out.append(video)
+    return out, False
+
+
+def _template_view(conversation: Sequence[dict], source: str) -> list[dict]:
+    """What the chat template sees: roles, texts and part types (no media, which the template never prints)."""
+    view = []
+    for number, message in enumerate(conversation):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise ValueError(f"{source}, message {number}: expected a dict with 'role' and 'content', got {message!r:.80}")
+        content = message["content"]
+        if not isinstance(content, str):
+            parts = []
+            for part in content:
+                if not isinstance(part, dict) or "type" not in part:
+                    raise ValueError(f"{source}, message {number}: a content part needs a 'type', got {part!r:.80}")
+                parts.append({key: part[key] for key in ("type", "text") if key in part})
+            content = parts
+        view.append({"role": message["role"], "content": content})
+    return view
+
+
+def _media_from_conversations(conversations: Sequence[Sequence[dict]]) -> tuple[list, list | None, dict]:
+    """The video, the optional separate audio and the video part's extras of each conversation."""
+    videos, audio = [], []
+    extras: dict[str, list] = {key: [] for key in VIDEO_PART_EXTRAS}
+    for index, conversation in enumerate(conversations):
+        parts = [
+            part for message in conversation if not isinstance(message["content"], str) for part in message["content"]
+        ]
+        video_parts = [part for part in parts if part["type"] == "video"]
+        if len(video_parts) != 1:
+            raise ValueError(f"conversation {index}: MicroEmo takes exactly one video part per conversation, found {len(video_parts)}")
+        part = video_parts[0]
+        sources = [part[key] for key in ("path", "video", "url") if key in part]
+        if len(sources) != 1:
+            raise ValueError(
+                f"conversation {index}: the video part needs its video under one key, 'path' (a file) or 'video' "
+                f"(frames [T, H, W, 3] or a DecodedVideo); found keys {sorted(part)}"
+            )
+        if isinstance(sources[0], str) and sources[0].startswith(("http://", "https://")):
+            raise ValueError(f"conversation {index}: {sources[0]} is a URL; download the video and give its path")
+        videos.append(sources[0])
+        for key in VIDEO_PART_EXTRAS:
+            extras[key].append(part.get(key))
+        audio_sources = [part[key] for part in parts if part["type"] == "audio" for key in ("path", "audio") if key in part]
+        if len(audio_sources) > 1:
+            raise ValueError(f"conversation {index}: at most one audio part with a 'path' or 'audio', found {len(audio_sources)}")
+        audio.append(audio_sources[0] if audio_sources else None)
+    extras = {key: values for key, values in extras.items() if any(v is not None for v in values)}
+    return videos, (audio if any(a is not None for a in audio) else None), extras
+
+
+def _progress(items, description: str):
+    """A progress bar over the samples of a large batch (4 or more), obeying transformers' progress switch."""
+    from transformers.utils import logging as hf_logging
+
+    return hf_logging.tqdm(items, desc=description, unit="video", disable=len(items) < 4, leave=False)
+
+
 def _resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
+    try:
+        from scipy.signal import resample_poly
+    except ImportError as error:  # inside try: transformers' remote-code import check skips it
+        raise ImportError(
+            f"a waveform at {source_rate} Hz must be resampled to {target_rate} Hz, which needs scipy: pip install "
+            f"scipy (or pass audio at {target_rate} Hz)"
+        ) from error
 
     divisor = np.gcd(int(source_rate), int(target_rate))
     return resample_poly(waveform, target_rate // divisor, source_rate // divisor).astype(np.float32)

@@ -34,14 +34,33 @@ def test_no_audio_stream(rotated_video):
 
 
 def test_clip_layout_follows_imagebind():
-    np.testing.assert_allclose(clip_starts(10.0, 8), np.arange(8) * 8.0 / 8)
+    """start_k = k * max(d - 2, 0) / max(N - 1, 1): the first clip starts at 0, the last ends at the audio's end."""
+    np.testing.assert_allclose(clip_starts(10.0, 8), np.arange(8) * 8.0 / 7)
+    np.testing.assert_allclose(clip_starts(60.0, 8)[[0, -1]], [0.0, 58.0])
+    np.testing.assert_allclose(clip_starts(7.0, 1), [0.0])
     np.testing.assert_allclose(clip_starts(1.0, 4), np.zeros(4))  # shorter than a clip: all start at 0
-    waveform = np.ones(16_000, np.float32)
-    clips, starts = cut_clips(waveform, num_clips=3)
-    assert clips.shape == (3, 32_000)
-    assert np.all(clips[:, :16_000] == 1) and np.all(clips[:, 16_000:] == 0)  # zero-padded to 2 s
+    waveform = np.arange(7 * 16_000 + 3, dtype=np.float32)
+    clips, starts = cut_clips(waveform, num_clips=4)
+    assert starts[0] == 0 and starts[-1] + 2.0 == pytest.approx(waveform.size / 16_000)
+    assert all(clip.size == 32_000 for clip in clips)
+    assert clips[0][0] == 0 and clips[-1][-1] == waveform[-1]  # nothing at either end is left unheard
     with pytest.raises(ValueError, match="empty"):
         cut_clips(np.zeros(0, np.float32))
+
+
+def test_short_audio_is_padded_in_the_fbank_domain():
+    """Audio under 2 s gives clips of what there is; the fbank gets zero frames after it, as ImageBind pads."""
+    short = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    clips, _ = cut_clips(short, num_clips=3)
+    assert [clip.size for clip in clips] == [16_000] * 3
+    extractor = default_feature_extractor()
+    features = extractor(clips, sampling_rate=16_000, return_tensors="np")["input_values"]
+    real_frames = 1 + (16_000 - 400) // 160  # Kaldi frames of 1 s (25 ms windows every 10 ms)
+    padded = features[:, real_frames:]
+    # Zero fbank frames normalised: (0 + 4.268) / 9.138, not the features of a zero waveform.
+    np.testing.assert_allclose(padded, 4.268 / 9.138, atol=1e-5)
+    silence = extractor([np.zeros(32_000, np.float32)], sampling_rate=16_000, return_tensors="np")["input_values"]
+    assert not np.allclose(silence[0, real_frames:198], 4.268 / 9.138, atol=1e-3)
 
 
 def test_fbank_shape_padding_and_normalisation():

@@ -35,8 +35,8 @@ def test_second_pass_reads_the_cache(tmp_path, face_video, counting):
     processor = MicroEmoProcessor.from_model_config(
         tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(), cache_dir=str(tmp_path / "cache")
     )
-    first = processor(face_video, utterances=[])
-    second = processor(face_video, utterances=[])
+    first = processor(videos=face_video, utterances=[])
+    second = processor(videos=face_video, utterances=[])
     assert counting == [8]
     assert all((first[k] == second[k]).all() for k in first)
     entries = list((tmp_path / "cache").rglob("*"))
@@ -45,10 +45,10 @@ def test_second_pass_reads_the_cache(tmp_path, face_video, counting):
     # The key is the file's content: a copy under another name hits the same entry ...
     copy = tmp_path / "renamed.mp4"
     shutil.copy(face_video, copy)
-    processor(copy, utterances=[])
+    processor(videos=copy, utterances=[])
     assert counting == [8]
     # ... and other sampling settings miss.
-    processor(face_video, utterances=[], num_frames=4)
+    processor(videos=face_video, utterances=[], num_frames=4)
     assert counting == [8, 4]
 
 

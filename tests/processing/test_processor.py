@@ -28,12 +28,15 @@ def processor(config):
 
 @pytest.fixture(scope="module")
 def batch(processor, face_video, rotated_video, noface_video, assets):
-    return processor(
-        [face_video, rotated_video, noface_video],
-        utterances=[assets / "face_speech.srt", None, None],
-        answers=["She is surprised, then relieved.", "Surprised.", "Nobody is visible."],
-        return_metadata=True,
-    )
+    conversations = [
+        processor.emer_conversation(video, utterances=utterances, answer=answer)
+        for video, utterances, answer in [
+            (face_video, assets / "face_speech.srt", "She is surprised, then relieved."),
+            (rotated_video, None, "Surprised."),
+            (noface_video, None, "Nobody is visible."),
+        ]
+    ]
+    return processor.apply_chat_template(conversations, tokenize=True, return_dict=True, return_metadata=True)
 
 
 def test_contract_keys_shapes_and_dtypes(batch, config):
@@ -74,7 +77,7 @@ def test_placeholders_expand_to_the_models_token_counts(batch, config):
 def test_without_utterance_windows_only_the_global_tokens(config, face_video, assets):
     off = tiny_random_config(use_utterance_windows=False)
     processor = MicroEmoProcessor.from_model_config(off, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
-    out = processor(face_video, utterances=assets / "face_speech.json")
+    out = processor(videos=face_video, utterances=assets / "face_speech.json")
     assert int((out["input_ids"] == off.video_token_id).sum()) == off.num_video_query_tokens
 
 
@@ -103,38 +106,54 @@ def test_left_padding(batch):
     assert batch["attention_mask"][shortest, -1] == 1 and batch["attention_mask"][shortest, 0] == 0
 
 
-def test_chat_messages_and_generation_prompt(processor, rotated_video, noface_video):
+def test_chat_messages_and_generation_prompt(processor, rotated_video, noface_video, config):
     messages = [
         {"role": "system", "content": "You read emotions."},
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "How does the scene feel?"}]},
+        {"role": "user", "content": [{"type": "video", "path": str(rotated_video)}, {"type": "text", "text": "How does the scene feel?"}]},
     ]
-    out = processor(rotated_video, messages=messages, utterances=[], return_metadata=True)
+    out = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True, utterances=[])
     text = processor.decode(out["input_ids"][0])
     assert text.startswith("<s>You read emotions.\n###Human: ")
     assert text.endswith("How does the scene feel?\n###Assistant: ")
-    # The messages name no audio part, but the clip has audio: the placeholder count must say so.
-    with pytest.raises(ValueError, match="no <audio> placeholder"):
-        processor(noface_video, messages=messages)
+    assert "labels" not in out
+
+
+def test_a_video_with_sound_brings_its_audio_tokens_right_after_the_video_tokens(processor, noface_video, config):
+    """The paper's order (section 3.4): video tokens, then audio tokens, then the text."""
+    messages = [{"role": "user", "content": [{"type": "video", "path": str(noface_video)}, {"type": "text", "text": "Why?"}]}]
+    out = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    ids = out["input_ids"][0].tolist()
+    first_video, first_audio = ids.index(config.video_token_id), ids.index(config.audio_token_id)
+    n_video, n_audio = ids.count(config.video_token_id), ids.count(config.audio_token_id)
+    assert n_audio == config.num_audio_query_tokens and out["audio_clip_mask"].all()
+    assert first_audio == first_video + n_video  # contiguous: [video tokens][audio tokens]
+    assert processor.decode(ids[first_audio + n_audio :]).startswith("</Video>. Why?")
+    # Switched off: no audio tokens, and the note says why.
+    off = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, use_audio_in_video=False, return_metadata=True
+    )
+    assert int((off["input_ids"] == config.audio_token_id).sum()) == 0 and not off["audio_clip_mask"].any()
+    assert any("use_audio_in_video=False" in note for note in off["notes"][0])
 
 
 def test_given_landmarks_or_masks_skip_face_mesh(processor, face_video, config):
     decoded = decode_video(face_video, 4)
     landmarks = np.full((4, 478, 3), np.nan, np.float32)
-    out = processor(decoded, landmarks=landmarks, utterances=[], return_metadata=True)
+    out = processor(videos=decoded, landmarks=landmarks, utterances=[], return_metadata=True)
     assert not out["face_found"].any() and not out["clue_masks"].any()
     masks = np.zeros((4, 2, 64), bool)
     masks[1, 0, 10] = True
-    out = processor(decoded, clue_masks=masks, utterances=[], return_metadata=True)
+    out = processor(videos=decoded, clue_masks=masks, utterances=[], return_metadata=True)
     assert out["clue_masks"].shape == (1, 4, 2, 64) and out["clue_masks"][0, 1, 0, 10]
     assert out["face_found"][0].tolist() == [False, True, False, False]
     with pytest.raises(ValueError, match=r"clue_masks must be \[T=4, R, P=64\]"):
-        processor(decoded, clue_masks=np.zeros((4, 2, 50), bool))
+        processor(videos=decoded, clue_masks=np.zeros((4, 2, 50), bool))
 
 
 def test_frame_arrays_and_waveforms(processor):
     frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
     out = processor(
-        [frames, frames[:2]],
+        videos=[frames, frames[:2]],
         frame_timestamps=[[0.0, 0.5, 1.0], None],
         audio=[np.zeros(8000, np.float32), None],
         utterances=[[(0.1, 0.6, "hi")], []],
@@ -148,15 +167,15 @@ def test_frame_arrays_and_waveforms(processor):
 
 def test_bad_inputs_name_the_problem(processor, tmp_path, face_video, assets):
     with pytest.raises(FileNotFoundError, match="gone.mp4: no such file"):
-        processor(tmp_path / "gone.mp4")
+        processor(videos=tmp_path / "gone.mp4")
     with pytest.raises(ValueError, match="one entry per video"):
-        processor([face_video, face_video], audio=[None])
+        processor(videos=[face_video, face_video], audio=[None])
     spans = tmp_path / "late.json"
     spans.write_text('[{"start": 30.0, "end": 31.0, "text": "after the end"}]')
     with pytest.raises(ValueError, match=r"late\.json: utterance 0 starts at 30\.000 s, at or after the end"):
-        processor(face_video, utterances=spans)
+        processor(videos=face_video, utterances=spans)
     with pytest.raises(ValueError, match="more than the model's max_frames"):
-        processor(face_video, num_frames=64)
+        processor(videos=face_video, num_frames=64)
 
 
 def test_from_model_config_checks_placeholder_ids(config):
@@ -175,8 +194,9 @@ def test_round_trip_through_save_pretrained(processor, tmp_path, face_video, ass
     for name in ("processing_microemo.py", "face_regions.py", "video_io.py", "qformer_tokenizer/tokenizer.json"):
         assert (tmp_path / "saved" / name).is_file()
     loaded = AutoProcessor.from_pretrained(tmp_path / "saved", trust_remote_code=True)
-    kwargs = dict(utterances=assets / "face_speech.srt", answers="Relieved.")
-    first, second = processor(face_video, **kwargs), loaded(face_video, **kwargs)
+    conversation = processor.emer_conversation(face_video, utterances=assets / "face_speech.srt", answer="Relieved.")
+    kwargs = dict(tokenize=True, return_dict=True)
+    first, second = processor.apply_chat_template(conversation, **kwargs), loaded.apply_chat_template(conversation, **kwargs)
     assert sorted(first) == sorted(second)
     for key in first:
         assert torch.equal(first[key], second[key]), key
@@ -189,7 +209,8 @@ def test_round_trip_through_save_pretrained(processor, tmp_path, face_video, ass
         import torch
         from transformers import AutoProcessor
         processor = AutoProcessor.from_pretrained({str(tmp_path / "saved")!r}, trust_remote_code=True)
-        out = processor({str(face_video)!r}, utterances={str(assets / "face_speech.srt")!r}, answers="Relieved.")
+        conversation = processor.emer_conversation({str(face_video)!r}, utterances={str(assets / "face_speech.srt")!r}, answer="Relieved.")
+        out = processor.apply_chat_template(conversation, tokenize=True, return_dict=True)
         torch.save(dict(out), {str(tmp_path / "out.pt")!r})
         """
     )
@@ -238,7 +259,7 @@ def test_asr_utterances_through_a_transformers_pipeline(config, face_video, monk
         config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
         utterance_source="asr", asr_model="local/whisper-folder",
     )  # fmt: skip
-    out = processor(face_video, return_metadata=True)
+    out = processor(videos=face_video, return_metadata=True)
     assert seen == {"task": "automatic-speech-recognition", "model": "local/whisper-folder", "sampling_rate": 16_000, "timestamps": True}
     spans = out["utterance_spans"][0]
     assert [s[2] for s in spans] == ["one", "two"] and spans[1][1] == pytest.approx(8.2, abs=0.1)
@@ -262,10 +283,10 @@ def test_saved_processor_works_without_pyav_and_mediapipe(processor, tmp_path):
         processor = AutoProcessor.from_pretrained({str(tmp_path / "saved")!r}, trust_remote_code=True)
         frames = np.zeros((2, 32, 32, 3), np.uint8)
         landmarks = np.full((2, 478, 3), np.nan, np.float32)
-        out = processor(frames, landmarks=landmarks, utterances=[(0.0, 1.0, "hi")])
+        out = processor(videos=frames, landmarks=landmarks, utterances=[(0.0, 1.0, "hi")])
         assert out["pixel_values"].shape == (1, 2, 3, 64, 64), out["pixel_values"].shape
         try:
-            processor("clip.mp4")
+            processor(videos="clip.mp4")
         except (ImportError, FileNotFoundError) as error:
             print("ERROR:", error)
         """
@@ -284,7 +305,7 @@ def test_a_transformers_audio_encoders_own_features(config, face_video):
         config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
         feature_extractor=WhisperFeatureExtractor(), audio_feature_layout="native", num_audio_clips=3,
     )  # fmt: skip
-    out = processor(face_video, utterances=[])
+    out = processor(videos=face_video, utterances=[])
     assert out["audio_values"].shape == (1, 3, 80, 3000)
     assert out["audio_clip_mask"].tolist() == [[True, True, True]]
 
@@ -293,15 +314,15 @@ def test_bad_videos_through_the_processor(processor, tmp_path):
     from .conftest import write_frames, write_wav
 
     one = write_frames(tmp_path / "one.mp4", [np.full((48, 48, 3), 120, np.uint8)])
-    out = processor(one, return_metadata=True)
+    out = processor(videos=one, return_metadata=True)
     assert out["pixel_values"].shape == (1, 1, 3, 64, 64) and out["frame_mask"].tolist() == [[True]]
     assert not out["audio_clip_mask"].any() and out["utterance_frame_mask"].shape == (1, 0, 1)
     with pytest.raises(ValueError, match=r"talk\.wav: has no video stream"):
-        processor(write_wav(tmp_path / "talk.wav", np.zeros(16_000, np.float32)))
+        processor(videos=write_wav(tmp_path / "talk.wav", np.zeros(16_000, np.float32)))
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty\.mp4: is an empty file"):
-        processor(empty)
+        processor(videos=empty)
 
 
 def test_separate_audio_file_for_a_silent_video(processor, rotated_video, face_video, tmp_path):
@@ -310,7 +331,7 @@ def test_separate_audio_file_for_a_silent_video(processor, rotated_video, face_v
     from .conftest import write_wav
 
     speech = write_wav(tmp_path / "speech.wav", load_audio(face_video)[: 3 * 16_000])
-    out = processor(rotated_video, audio=speech, return_metadata=True)
+    out = processor(videos=rotated_video, audio=speech, return_metadata=True)
     assert out["audio_clip_mask"].all()
     assert int((out["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<audio>")).sum()) == 4
     # The speech starts at 0.7 s; the VAD span is fitted to this 3 s video.
