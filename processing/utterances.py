@@ -1,5 +1,5 @@
-"""Utterance spans: read from SRT / WebVTT / JSON, found by ASR or by energy-based VAD, then
-validated, clamped to the video, merged down to ``max_utterances`` and assigned to frames.
+"""Utterance spans: read from SRT / WebVTT / JSON, found by ASR or by voice activity (``vad.py``),
+then validated, clamped to the video, merged down to ``max_utterances`` and assigned to frames.
 
 A span is ``(start, end, text)`` in seconds on the clock of the frame timestamps (0 = the start of
 the video stream). Hub-shipped with the processor: numpy only; transformers' ASR pipeline is
@@ -214,49 +214,16 @@ def assign_frames(spans: Sequence[Span], timestamps: np.ndarray) -> np.ndarray:
 
 
 def detect_speech(
-    waveform: np.ndarray,
-    sampling_rate: int = 16_000,
-    *,
-    frame_seconds: float = 0.03,
-    hop_seconds: float = 0.01,
-    threshold_db: float = 12.0,
-    min_speech: float = 0.25,
-    min_silence: float = 0.5,
-    pad: float = 0.05,
+    waveform: np.ndarray, sampling_rate: int = 16_000, detector: str = "silero", **options: float
 ) -> list[Span]:
-    """Energy-based voice-activity detection: spans where the short-time energy stands
-    ``threshold_db`` above the recording's noise floor.
-
-    The floor is the 10th percentile of the frame energies (robust to speech filling most of the
-    clip); pauses shorter than ``min_silence`` stay inside one utterance (word and comma pauses),
-    and bursts shorter than ``min_speech`` are dropped (clicks, breaths).
+    """Voice-activity spans of a mono waveform: silero-vad by default (the energy VAD where silero-vad
+    is not installed), ``detector="energy"`` for the dependency-free one. ``options`` tune the
+    post-processing (``threshold``, ``min_speech``, ``min_silence``, ``pad``, ...); see
+    :func:`vad.voice_activity`, which also says which detector ran.
     """
-    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
-    frame = max(1, int(frame_seconds * sampling_rate))
-    hop = max(1, int(hop_seconds * sampling_rate))
-    if waveform.size < frame:
-        return []
-    count = 1 + (waveform.size - frame) // hop
-    index = np.arange(frame)[None, :] + hop * np.arange(count)[:, None]
-    energy = np.mean(waveform[index].astype(np.float64) ** 2, axis=1)
-    level = 10 * np.log10(energy + 1e-12)
-    floor = np.percentile(level, 10)
-    # Never call the noise floor of a silent file speech: also require -55 dBFS absolute.
-    active = (level > floor + threshold_db) & (level > -55.0)
-    # Runs of active frames, as [first, last] hop indices.
-    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    runs = [[s * hop / sampling_rate, ((e - 1) * hop + frame) / sampling_rate] for s, e in zip(starts, ends, strict=True)]
-    joined: list[list[float]] = []
-    for run in runs:
-        if joined and run[0] - joined[-1][1] < min_silence:
-            joined[-1][1] = run[1]
-        else:
-            joined.append(run)
-    total = waveform.size / sampling_rate
-    return [
-        Span(max(0.0, s - pad), min(total, e + pad)) for s, e in joined if e - s >= min_speech
-    ]
+    from .vad import voice_activity
+
+    return voice_activity(waveform, sampling_rate, detector, **options).spans
 
 
 def spans_from_asr_output(output: dict, duration: float | None = None, min_silence: float = 0.5) -> list[Span]:
