@@ -133,6 +133,7 @@ class ImageBindAudioBlock(nn.Module):
 
     def __init__(self, config: ImageBindAudioConfig, drop_path_rate: float):
         super().__init__()
+        self.config = config
         self.norm_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attn = nn.MultiheadAttention(
             config.hidden_size, config.num_attention_heads, bias=True, add_bias_kv=True, batch_first=True
@@ -141,9 +142,26 @@ class ImageBindAudioBlock(nn.Module):
         self.mlp = ImageBindAudioMLP(config)
         self.drop_path = DropPath(drop_path_rate)
 
+    def attention(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``nn.MultiheadAttention``'s computation on its own parameters (so checkpoints keep ImageBind's key
+        names), with SDPA or the eager matmul-softmax as ``config._attn_implementation`` says."""
+        attn = self.attn
+        batch, length, width = hidden_states.shape
+        heads = attn.num_heads
+        query, key, value = nn.functional.linear(hidden_states, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        # add_bias_kv: one learned key / value appended after the sequence's own.
+        key = torch.cat([key, attn.bias_k.transpose(0, 1).expand(batch, 1, width)], dim=1)
+        value = torch.cat([value, attn.bias_v.transpose(0, 1).expand(batch, 1, width)], dim=1)
+        query, key, value = (x.unflatten(-1, (heads, width // heads)).transpose(1, 2) for x in (query, key, value))
+        if self.config._attn_implementation == "eager":
+            weights = (query @ key.transpose(-1, -2)) * (width // heads) ** -0.5
+            attended = weights.softmax(dim=-1) @ value
+        else:
+            attended = nn.functional.scaled_dot_product_attention(query, key, value)
+        return attn.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        normed = self.norm_1(hidden_states)
-        attended = self.attn(normed, normed, normed, need_weights=False)[0]
+        attended = self.attention(self.norm_1(hidden_states))
         hidden_states = hidden_states + self.drop_path(attended)
         return hidden_states + self.drop_path(self.mlp(self.norm_2(hidden_states)))
 
@@ -153,6 +171,7 @@ class ImageBindAudioPreTrainedModel(PreTrainedModel):
     base_model_prefix = "audio_encoder"
     main_input_name = "input_features"
     input_modalities = ("audio",)
+    _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)

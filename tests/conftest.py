@@ -67,7 +67,8 @@ def build_batch(
     for u, c in zip(utterances, audio_clips, strict=True):
         audio_tokens = [config.audio_token_id] * (config.num_audio_query_tokens if c > 0 else 0)
         video_tokens = [config.video_token_id] * config.num_video_tokens(u)
-        sequences.append([1, *audio_tokens, *video_tokens, *TEXT_IDS[: 4 + len(sequences)]])
+        # The paper's order (section 3.4): video tokens, audio tokens, then the text.
+        sequences.append([1, *video_tokens, *audio_tokens, *TEXT_IDS[: 4 + len(sequences)]])
     prompt_lengths = [len(s) for s in sequences]
     sequences = [s + list(answer) for s in sequences]
     length = max(len(s) for s in sequences)
