@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from microemo.hub import CardInfo, save_model_folder
 from microemo.modeling_microemo import MicroEmoForConditionalGeneration
 from microemo.presets import PRESETS
 
@@ -72,6 +73,16 @@ def build_model(args: argparse.Namespace) -> int:
     if args.output_dir is None:
         raise SystemExit("build-model: OUTPUT_DIR is required unless --meta is given.")
 
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise SystemExit(f"build-model: {output_dir} exists and is not a directory; give a folder to save the model in.")
+    if args.preset == "paper" and not any(value is not None for value in sources.values()):
+        raise SystemExit(
+            "build-model: the paper preset has ~8B parameters; point it at its pretrained parts "
+            "(--instructblip, --language-model, --video-llama-video, --video-llama-audio, --imagebind) "
+            "or use --meta to inspect it."
+        )
+    processor = build_processor(config, args.preset, args.language_model, args.instructblip)
     dtype = getattr(torch, args.dtype)
     if any(value is not None for value in sources.values()):
         from microemo.training.convert_checkpoints import assemble_model
@@ -79,18 +90,43 @@ def build_model(args: argparse.Namespace) -> int:
         model, report = assemble_model(config, dtype=dtype, **sources)
         print(report.summary())
     else:
-        if args.preset == "paper":
-            raise SystemExit(
-                "build-model: the paper preset has ~8B parameters; point it at its pretrained parts "
-                "(--instructblip, --language-model, --video-llama-video, --video-llama-audio, --imagebind) "
-                "or use --meta to inspect it."
-            )
         torch.manual_seed(args.seed)
         model = MicroEmoForConditionalGeneration(config).to(dtype)
     print(format_table(parameter_table(model)))
-    model.save_pretrained(args.output_dir)
-    print(f"saved to {Path(args.output_dir).resolve()}")
+    converted = any(value is not None for value in sources.values())
+    base_models = [str(v) for v in sources.values() if v is not None and _looks_like_hub_id(str(v))]
+    info = CardInfo(weights="converted" if converted else "random", base_models=base_models,
+                    license="llama2" if "llama-2" in str(args.language_model).lower() else "apache-2.0")  # fmt: skip
+    save_model_folder(model, processor, output_dir, info)
+    print(f"saved the model, its processor and a model card to {output_dir.resolve()}")
     return 0
+
+
+def _looks_like_hub_id(value: str) -> bool:
+    return value.count("/") == 1 and not Path(value).exists() and not value.endswith((".pth", ".pt", ".bin"))
+
+
+def build_processor(config, preset: str, language_model: str | None, instructblip: str | None):
+    """The processor that belongs with a built model: the tiny offline tokenizers for `tiny-random`; for real
+    presets the language model's tokenizer (with `<video>` / `<audio>` added at the config's ids) and
+    InstructBLIP's Q-Former tokenizer."""
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+
+    if preset == "tiny-random":
+        from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+        return MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
+    if language_model is None or instructblip is None:
+        raise SystemExit(
+            f"build-model: the '{preset}' processor needs the language model's tokenizer (--language-model) and "
+            "InstructBLIP's Q-Former tokenizer (--instructblip)."
+        )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(language_model)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<video>", "<audio>"]})
+    qformer_tokenizer = AutoTokenizer.from_pretrained(instructblip, subfolder="qformer_tokenizer")
+    return MicroEmoProcessor.from_model_config(config, tokenizer, qformer_tokenizer)  # checks the placeholder ids
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,7 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--instructblip", help="InstructBLIP checkpoint (hub id or folder), e.g. Salesforce/instructblip-vicuna-7b")
-    parser.add_argument("--language-model", help="causal LM checkpoint (hub id or folder), e.g. meta-llama/Llama-2-7b-hf")
+    parser.add_argument("--language-model", help="causal LM checkpoint (hub id or folder), e.g. meta-llama/Llama-2-7b-chat-hf (the LLM the Video-LLaMA-2 branches were trained on)")
     parser.add_argument("--video-llama-video", help="Video-LLaMA vision-language .pth, e.g. VL_LLaMA_2_7B_Finetuned.pth")
     parser.add_argument("--video-llama-audio", help="Video-LLaMA audio-language .pth, e.g. AL_LLaMA_2_7B_Finetuned.pth")
     parser.add_argument("--imagebind", help="ImageBind checkpoint .pth, e.g. imagebind_huge.pth")

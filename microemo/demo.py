@@ -21,6 +21,7 @@ DEFAULT_SAMPLES = (("face_speech.mp4", "face_speech.srt"), ("noface_speech.mp4",
 
 
 def _build_and_save(output_dir: Path, seed: int) -> None:
+    from microemo.hub import CardInfo, save_model_folder
     from microemo.modeling_microemo import MicroEmoForConditionalGeneration
     from microemo.presets import tiny_random_config
     from microemo.processing.processing_microemo import MicroEmoProcessor
@@ -30,8 +31,7 @@ def _build_and_save(output_dir: Path, seed: int) -> None:
     torch.manual_seed(seed)
     model = MicroEmoForConditionalGeneration(config)
     processor = MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    save_model_folder(model, processor, output_dir, CardInfo(weights="random"))
 
 
 def run_demo(args: argparse.Namespace) -> int:
