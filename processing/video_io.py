@@ -11,14 +11,15 @@ the processor loads (and works on already-decoded frames) without PyAV installed
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from .runtime import get_logger
+
+logger = get_logger("processing.video")
 
 # Gap between two sampled frames above which seeking to each one is cheaper than decoding every
 # frame in between, when the container has no index to read the keyframe interval from.
@@ -87,7 +88,7 @@ def _import_av():
         import av
     except ImportError as error:  # keeps the processor importable without PyAV
         raise ImportError(
-            "Decoding video or audio files needs PyAV: pip install 'microemo[processing]' (or pip install av)"
+            "Decoding video or audio files needs PyAV: pip install av"
         ) from error
     return av
 
