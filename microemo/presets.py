@@ -49,8 +49,8 @@ def tiny_random_config(**overrides) -> MicroEmoConfig:
 
 def paper_config(**overrides) -> MicroEmoConfig:
     """The paper's model (section 4.1): EVA ViT-g/14 + InstructBLIP Q-Former (`Salesforce/instructblip-vicuna-7b`
-    shapes), Video-LLaMA's video / audio Q-Formers, ImageBind-Huge audio shapes, LLaMA-2-7B, 8 frames by default
-    (the processor samples them), 32 image / video queries and 8 audio queries."""
+    shapes), Video-LLaMA's video / audio Q-Formers, ImageBind-Huge audio shapes, LLaMA-2-7B (the chat model's
+    shapes), 8 frames by default (the processor samples them), 32 image / video queries and 8 audio queries."""
     config = dict(
         vision_config=dict(),  # InstructBlipVisionConfig defaults are ViT-g/14 at 224 px
         qformer_config=dict(vocab_size=30523),  # bert-base-uncased + InstructBLIP's [DEC] token

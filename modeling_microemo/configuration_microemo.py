@@ -25,7 +25,8 @@ class MicroEmoConfig(PreTrainedConfig):
     r"""
     Configuration of [`MicroEmoForConditionalGeneration`]. The defaults build the paper's model: EVA ViT-g/14 and
     the InstructBLIP Q-Former (`Salesforce/instructblip-vicuna-7b` shapes), Video-LLaMA's video and audio
-    Q-Formers, an ImageBind-Huge-shaped audio encoder and LLaMA-2-7B.
+    Q-Formers, an ImageBind-Huge-shaped audio encoder and LLaMA-2-7B (the chat model, on which Video-LLaMA-2's
+    branches were trained).
 
     Sub-configurations:
         vision_config (`InstructBlipVisionConfig` or `dict`): frozen frame encoder (EVA ViT-g/14 at 224 px).

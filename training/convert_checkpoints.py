@@ -4,7 +4,7 @@ Each source has an explicit key map to MicroEmo's parameter names:
 
 - InstructBLIP, transformers format (`Salesforce/instructblip-vicuna-7b`): the EVA ViT-g, the image Q-Former and
   its query tokens.
-- A causal language model, transformers format (`meta-llama/Llama-2-7b-hf`): `model.*` -> `model.language_model.*`,
+- A causal language model, transformers format (`meta-llama/Llama-2-7b-chat-hf`, the LLM Video-LLaMA-2's branches were trained on): `model.*` -> `model.language_model.*`,
   `lm_head.*`; the vocabulary is grown by the `<video>` / `<audio>` rows (initialised to the mean embedding).
 - Video-LLaMA's vision-language branch (`VL_LLaMA_2_7B_Finetuned.pth`, LAVIS `.pth`): the video Q-Former (also the
   initialisation of the utterance Q-Former, the same kind of module), its query tokens, the frame position embedding
