@@ -525,7 +525,9 @@ class MicroEmoProcessor(ProcessorMixin):
         Returns the prompt text(s) with ``tokenize=False``; the ``input_ids`` with ``tokenize=True``; the whole
         :class:`BatchFeature` with ``return_dict=True`` as well.
         """
-        conversations, is_batched = self._normalize_conversations(conversation)
+        # Not ProcessorMixin._normalize_conversations: it turns dataclasses (a DecodedVideo) into dicts.
+        is_batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        conversations = [list(c) for c in conversation] if is_batched else [list(conversation)]
         options = dict(processor_kwargs or {})
         template_kwargs = {}
         for key, value in kwargs.items():

@@ -268,3 +268,23 @@ def test_a_progress_bar_over_many_videos(processor, capsys):
     landmarks = np.full((2, 478, 3), np.nan, np.float32)
     processor(videos=[frames] * 4, landmarks=[landmarks] * 4, utterances=[[]] * 4)
     assert "preparing videos" in capsys.readouterr().err
+
+
+def test_video_parts_take_frames_or_a_decoded_video_and_an_audio_part_its_waveform(processor, face_video, config):
+    from microemo.processing.video_io import decode_video
+
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    conversation = [{"role": "user", "content": [
+        {"type": "video", "video": frames, "landmarks": np.full((3, 478, 3), np.nan, np.float32), "utterances": []},
+        {"type": "audio", "audio": np.zeros(16_000, np.float32)},
+        {"type": "text", "text": "Hi"},
+    ]}]  # fmt: skip
+    prompt = processor.apply_chat_template(conversation, add_generation_prompt=True)
+    assert prompt.index("<video>") < prompt.index("<audio>") < prompt.index("Hi")
+    out = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True)
+    assert out["pixel_values"].shape[:2] == (1, 3) and out["audio_clip_mask"].all()
+    assert int((out["input_ids"] == config.audio_token_id).sum()) == config.num_audio_query_tokens
+    decoded = decode_video(face_video, 4)
+    conversation = [{"role": "user", "content": [{"type": "video", "video": decoded, "utterances": []}]}]
+    out = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True)
+    assert out["pixel_values"].shape[:2] == (1, 4)
