@@ -2,8 +2,11 @@
 
 It speaks `POST /v1/chat/completions` as OpenAI, vLLM or Ollama do, so the real `openai` client
 talks to it over real HTTP. A responder scripts every reply: correct, malformed, an HTTP error
-(429, 500, ...), or late. Its "correct" answers come from a small synonym table, which makes the
-expected scores computable by hand. Nothing here reaches beyond the loopback interface.
+(429, 500, ...), late, or one of the ways a real endpoint misbehaves: a body that is not JSON
+(an HTML page), JSON without ``choices``, an empty ``content``, a reply that trickles in a few bytes
+at a time, a connection dropped without an answer, or no answer at all. Its "correct" answers come
+from a small synonym table, which makes the expected scores computable by hand. Nothing here
+reaches beyond the loopback interface.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import ast
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,12 +85,33 @@ def correct_reply(prompt: str, prompts: PromptSet = BUILT_IN_PROMPTS) -> str:
 
 @dataclass
 class Reply:
-    """One scripted answer: HTTP status, message content, delay before answering, extra headers."""
+    """One scripted answer.
+
+    Args:
+        content: the message content of a 200 reply (``None`` sends ``"content": null``).
+        status: the HTTP status.
+        delay: seconds to wait before answering.
+        headers: extra response headers.
+        body: raw bytes sent instead of the JSON completion (e.g. an HTML page).
+        payload: a JSON object sent instead of the completion (e.g. one without ``choices``).
+        content_type: the ``Content-Type`` header.
+        finish_reason: the completion's ``finish_reason``.
+        drip: seconds between single bytes of the body (a reply that trickles in).
+        hang: accept the request and never answer (until the server shuts down).
+        drop: close the connection without answering.
+    """
 
     content: str | None = None
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    payload: dict | None = None
+    content_type: str = "application/json"
+    finish_reason: str = "stop"
+    drip: float = 0.0
+    hang: bool = False
+    drop: bool = False
 
 
 Responder = Callable[[str, int], Reply]
@@ -105,6 +128,7 @@ class ScriptedJudge:
         self.requests: list[dict] = []
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # wakes handlers that hang or wait, so shutdown is quick
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,33 +148,51 @@ class ScriptedJudge:
                     nth = judge._seen.get(prompt, 0)
                     judge._seen[prompt] = nth + 1
                 reply = judge.responder(prompt, nth)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                if reply.status == 200:
-                    payload = {
+                if reply.hang or reply.drop or (reply.delay and judge._closing.wait(reply.delay)):
+                    if reply.hang:
+                        judge._closing.wait()
+                    self.close_connection = True  # no answer: do not wait for another request
+                    return
+                try:
+                    self._answer(reply, body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): nothing to answer
+
+            def _answer(self, reply: Reply, body: dict) -> None:
+                if reply.body is not None:
+                    data = reply.body
+                elif reply.payload is not None:
+                    data = json.dumps(reply.payload).encode()
+                elif reply.status == 200:
+                    data = json.dumps({
                         "id": f"chatcmpl-{len(judge.requests)}",
                         "object": "chat.completion",
                         "created": 0,
                         "model": body["model"] + "-served",
                         "choices": [
                             {"index": 0, "message": {"role": "assistant", "content": reply.content},
-                             "finish_reason": "stop"}
+                             "finish_reason": reply.finish_reason}
                         ],
                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                    }
+                    }).encode()
                 else:
-                    payload = {"error": {"message": f"scripted {reply.status}", "type": "scripted", "code": None}}
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
+                    data = json.dumps(
+                        {"error": {"message": f"scripted {reply.status}", "type": "scripted", "code": None}}
+                    ).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if not reply.drip:
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): nothing to answer
+                    return
+                for index in range(len(data)):
+                    if judge._closing.wait(reply.drip):
+                        return
+                    self.wfile.write(data[index : index + 1])
+                    self.wfile.flush()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -170,6 +212,7 @@ class ScriptedJudge:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
