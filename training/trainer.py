@@ -1,0 +1,119 @@
+"""TRL's ``SFTTrainer`` with MicroEmo's optimizer groups, and the end of a run: save (merged or adapter) + card."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from .loading import is_new_module_parameter
+
+
+class MicroEmoSFTTrainer(SFTTrainer):
+    """``SFTTrainer`` whose optimizer gives the paper's new modules (fusion gate, local clue attention,
+    utterance Q-Former) their own learning rate, ``new_modules_learning_rate``; the scheduler scales every
+    group alike (warm-up, cosine). ``None`` keeps one learning rate for everything."""
+
+    def __init__(self, *args: Any, new_modules_learning_rate: float | None = None, **kwargs: Any) -> None:
+        self.new_modules_learning_rate = new_modules_learning_rate
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is not None or self.new_modules_learning_rate is None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        for name, parameter in opt_model.named_parameters():
+            if parameter.requires_grad:
+                groups.setdefault((is_new_module_parameter(name), name in decay), []).append(parameter)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        parameter_groups = []
+        for (new, decays), parameters in sorted(groups.items()):
+            group = {"params": parameters, "weight_decay": self.args.weight_decay if decays else 0.0}
+            if new:
+                group["lr"] = self.new_modules_learning_rate
+            parameter_groups.append(group)
+        self.optimizer = optimizer_cls(parameter_groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+def trained_parameter_names(model) -> list[str]:
+    """Names of the parameters that train (LoRA and the copies PEFT keeps for ``modules_to_save``)."""
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def save_final_model(trainer: MicroEmoSFTTrainer, processor, output_dir: str | os.PathLike, merge_lora: bool):
+    """Save the trained model and the processor in ``output_dir``.
+
+    ``merge_lora=True`` folds LoRA into the LLM and writes a plain MicroEmo checkpoint (safetensors + remote
+    code) that ``AutoModel.from_pretrained(..., trust_remote_code=True)`` loads; ``False`` writes the PEFT
+    adapter (LoRA + the trained modules), to load with ``PeftModel.from_pretrained(base, output_dir)``.
+    Returns the saved model (merged or the PEFT model).
+    """
+    output_dir = Path(output_dir)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "peft_config") and merge_lora:
+        model = model.merge_and_unload()
+        # The copies trained through `modules_to_save` are the modules now; they must train again if reloaded.
+        model.freeze_pretrained_parts()
+    if trainer.accelerator.is_main_process:
+        model.save_pretrained(output_dir, safe_serialization=True)
+        processor.save_pretrained(output_dir)
+    trainer.accelerator.wait_for_everyone()
+    return model
+
+
+def write_model_card(
+    output_dir: str | os.PathLike,
+    *,
+    base_model: str,
+    dataset: str,
+    split: dict[str, Any] | None,
+    counts: dict[str, int],
+    arguments: dict[str, Any],
+    metrics: dict[str, float],
+    merged: bool,
+) -> Path:
+    """A README.md for the saved model: what it was trained from, on what data and split, with which settings,
+    and the final metrics."""
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: video-text-to-text",
+        "tags: [microemo, emotion-recognition, trl, sft, lora]",
+        "---",
+        "",
+        "# MicroEmo (fine-tuned)",
+        "",
+        "MicroEmo (time-sensitive multimodal emotion recognition, Zhang et al., MRAC '24), instruction-tuned with "
+        "TRL's SFTTrainer and LoRA by `training/sft.py`. Load it with "
+        "`AutoModel.from_pretrained(path, trust_remote_code=True)` and "
+        "`AutoProcessor.from_pretrained(path, trust_remote_code=True)`."
+        if merged
+        else "A PEFT adapter (LoRA on the LLM + the trained MicroEmo modules): "
+        f"`PeftModel.from_pretrained(AutoModel.from_pretrained('{base_model}', trust_remote_code=True), path)`.",
+        "",
+        "## Training data",
+        "",
+        f"- base model: `{base_model}`",
+        f"- data: `{dataset}`",
+        f"- rows: {counts.get('train', '?')} train, {counts.get('test', '?')} test"
+        + (f", {counts['bad']} excluded (see bad_rows.jsonl of the prepared data)" if counts.get("bad") else ""),
+    ]
+    if split:
+        lines.append(f"- split: seed {split.get('seed')}, test fraction {split.get('test_fraction')}; "
+                     "the test names are in split.json of the prepared data")  # fmt: skip
+    lines += ["", "## Final metrics", ""]
+    lines += [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}" for key, value in sorted(metrics.items())]
+    lines += ["", "## Configuration", "", "```json", json.dumps(arguments, indent=2, sort_keys=True, default=str), "```", ""]
+    path = Path(output_dir) / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+__all__ = ["MicroEmoSFTTrainer", "save_final_model", "write_model_card", "trained_parameter_names"]
