@@ -300,6 +300,28 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             if tensor.dtype != torch.bool and (tensor.dtype.is_floating_point or tensor.dtype.is_complex):
                 raise ValueError(f"MicroEmo: `{name}` has dtype {tensor.dtype}, expected torch.bool (or 0/1 integers).")
 
+        named = {
+            "input_ids": input_ids, "pixel_values": pixel_values, "frame_mask": frame_mask,
+            "qformer_input_ids": qformer_input_ids, "qformer_attention_mask": qformer_attention_mask,
+            "clue_masks": clue_masks, "utterance_frame_mask": utterance_frame_mask, "audio_values": audio_values,
+            "audio_clip_mask": audio_clip_mask,
+        }  # fmt: skip
+        for name, value in named.items():
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"MicroEmo: `{name}` is a {type(value).__module__}.{type(value).__name__}, expected a torch.Tensor "
+                    "(the processor returns tensors with return_tensors='pt')."
+                )
+        if input_ids is not None:
+            if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+                raise ValueError(f"MicroEmo: `input_ids` has dtype {input_ids.dtype}, expected integer token ids (torch.long).")
+            context = self.config.text_config.max_position_embeddings
+            if input_ids.shape[-1] > context:
+                raise ValueError(
+                    f"MicroEmo: `input_ids` holds {input_ids.shape[-1]} tokens, more than the language model's context "
+                    f"(max_position_embeddings={context}); shorten the prompt or lower max_utterances."
+                )
+
         batch_size = input_ids.shape[0] if input_ids is not None else None
         if pixel_values is not None:
             size = self.config.vision_config.image_size
@@ -377,6 +399,13 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                     fail("audio_clip_mask", audio_clip_mask, f"({b}, {c}) to match `audio_values`")
         elif audio_clip_mask is not None:
             raise ValueError("MicroEmo: `audio_clip_mask` was given without `audio_values`.")
+        for name, tensor in (("pixel_values", pixel_values), ("audio_values", audio_values)):
+            # A NaN anywhere turns every logit into NaN and generate() into token 0: refuse it here, by sample.
+            if tensor is None or tensor.device.type == "meta" or not tensor.dtype.is_floating_point:
+                continue
+            if not torch.isfinite(tensor).all():
+                bad = (~torch.isfinite(tensor)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+                raise ValueError(f"MicroEmo: `{name}` holds NaN or infinite values (sample(s) {bad}); every value must be finite.")
 
     # ------------------------------------------------------------------ video
     def get_frame_features(

@@ -28,8 +28,42 @@ def load_audio(
     sampling_rate: int = SAMPLING_RATE,
     *,
     time_origin: float | None = None,
+    stream: int | None = None,
 ) -> np.ndarray:
-    """Decode the first audio stream of ``path`` to mono float32 at ``sampling_rate``.
+    """Decode one audio stream of ``path`` to mono float32 at ``sampling_rate`` (see :func:`load_audio_stream`)."""
+    return load_audio_stream(path, sampling_rate, time_origin=time_origin, stream=stream)[0]
+
+
+def choose_audio_stream(container, path: str | os.PathLike, index: int | None = None):
+    """The audio stream a player would play: the one marked default, else the first; or the ``index``-th.
+
+    Returns the stream and a sentence saying which one it is (for the processor's notes).
+    """
+    streams = list(container.streams.audio)
+    if not streams:
+        raise NoAudioStreamError(f"{path}: has no audio stream")
+    if index is not None:
+        if not 0 <= index < len(streams):
+            raise ValueError(f"{path}: audio_stream={index}, but the file has {len(streams)} audio stream(s) (0-based)")
+        chosen, why = streams[index], "as asked"
+    else:
+        av = _import_av()
+        marked = [s for s in streams if s.disposition & av.stream.Disposition.default]
+        chosen, why = (marked[0], "marked default") if marked else (streams[0], "the first")
+    language = chosen.metadata.get("language")
+    language = None if language in (None, "", "und") else language
+    described = f"audio stream {streams.index(chosen)} of {len(streams)} ({why}" + (f", language {language})" if language else ")")
+    return chosen, described
+
+
+def load_audio_stream(
+    path: str | os.PathLike,
+    sampling_rate: int = SAMPLING_RATE,
+    *,
+    time_origin: float | None = None,
+    stream: int | None = None,
+) -> tuple[np.ndarray, str]:
+    """Decode an audio stream of ``path`` to mono float32 at ``sampling_rate``; returns it and which stream it was.
 
     Args:
         path: a video or audio file.
@@ -37,15 +71,16 @@ def load_audio(
         time_origin: the time (in the container's clock, seconds) that becomes sample 0. By default
             the start of the video stream when there is one, so that audio and frame timestamps share
             one clock; audio that starts later is preceded by silence.
+        stream: which audio stream (0-based among the audio streams); default: the one marked default
+            in the container, else the first (what a player plays). Channels are mixed down to mono.
 
     Raises:
         FileNotFoundError / MediaError: unreadable file. NoAudioStreamError: no audio stream.
     """
     av = _import_av()
     with open_container(path) as container:
-        if not container.streams.audio:
-            raise NoAudioStreamError(f"{path}: has no audio stream")
-        stream = container.streams.audio[0]
+        selected, described = choose_audio_stream(container, path, stream)
+        stream = selected
         if time_origin is None:
             video = container.streams.video[0] if container.streams.video else None
             if video is not None and video.start_time is not None:
@@ -75,7 +110,7 @@ def load_audio(
         waveform = np.concatenate([np.zeros(int(round(lead * sampling_rate)), np.float32), waveform])
     elif lead < 0:
         waveform = waveform[int(round(-lead * sampling_rate)) :]
-    return waveform
+    return waveform, described
 
 
 def clip_starts(duration: float, num_clips: int, clip_seconds: float = CLIP_SECONDS) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .audio_io import SAMPLING_RATE, cut_clips, load_audio
+from .audio_io import SAMPLING_RATE, cut_clips, load_audio_stream
 from .face_mesh import detect_landmarks, shared_worker
 from .face_regions import DEFAULT_CLUE_REGIONS, rasterize_clue_masks, resolve_regions
 from .landmark_cache import CachedFaces, LandmarkCache
@@ -136,6 +136,10 @@ class MicroEmoProcessor(ProcessorMixin):
         face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the offline legacy
             face mesh of mediapipe 0.10.21 is used.
         cache_dir: a folder for the landmark cache (keyed by file content and sampling settings).
+        audio_stream: which audio stream of a file to hear (0-based among its audio streams); default: the one
+            the container marks default, else the first (what a player plays). The notes say which was used.
+        max_prompt_length: the language model's context (``from_model_config`` takes the text config's
+            ``max_position_embeddings``); a longer prompt is refused. None: no limit.
         qformer_max_length: longest timestamp text in Q-Former tokens.
         chat_template: Jinja template of the prompt (default: the EMER prompt above). Assistant turns must
             be inside ``{% generation %}`` blocks for ``apply_chat_template`` to build labels.
@@ -163,6 +167,8 @@ class MicroEmoProcessor(ProcessorMixin):
         asr_model: str | None = None,
         face_landmarker_path: str | None = None,
         cache_dir: str | None = None,
+        audio_stream: int | None = None,
+        max_prompt_length: int | None = None,
         qformer_max_length: int = 32,
         chat_template: str | None = None,
         **kwargs,
@@ -204,6 +210,10 @@ class MicroEmoProcessor(ProcessorMixin):
         self.asr_model = asr_model
         self.face_landmarker_path = face_landmarker_path
         self.cache_dir = cache_dir
+        if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
+            raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
+        self.audio_stream = audio_stream
+        self.max_prompt_length = None if max_prompt_length is None else int(max_prompt_length)
         self.qformer_max_length = int(qformer_max_length)
         if chat_template is None:
             chat_template = CHAT_TEMPLATE
@@ -235,6 +245,7 @@ class MicroEmoProcessor(ProcessorMixin):
             num_audio_clips=min(kwargs.pop("num_audio_clips", 8), config.max_audio_clips),
             patch_size=vision.patch_size,
             num_frames=min(kwargs.pop("num_frames", 8), config.max_frames),
+            max_prompt_length=getattr(config.text_config, "max_position_embeddings", None),
         )
         settings.update(kwargs)
         image_processor = settings.pop("image_processor", None) or default_image_processor(vision.image_size)
@@ -313,7 +324,10 @@ class MicroEmoProcessor(ProcessorMixin):
         video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
         found on it); whether it also becomes audio tokens is decided at collation (``use_audio_in_video``).
         """
-        num_frames = int(num_frames or self.num_frames)
+        num_frames = self.num_frames if num_frames is None else num_frames
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+            raise ValueError(f"num_frames must be a whole number >= 1 (or None for {self.num_frames}), got {num_frames!r}")
+        num_frames = int(num_frames)
         if num_frames > self.max_frames:
             raise ValueError(f"num_frames={num_frames} is more than the model's max_frames={self.max_frames}")
         notes: list[str] = []
@@ -361,14 +375,18 @@ class MicroEmoProcessor(ProcessorMixin):
         audio_is_given = audio is not None
         if audio is not None:
             if isinstance(audio, (str, os.PathLike)):
-                waveform = load_audio(audio, SAMPLING_RATE)
+                waveform, described = load_audio_stream(audio, SAMPLING_RATE, stream=self.audio_stream)
+                if "of 1 " not in described:
+                    notes.append(f"audio: {described} of {audio}")
             else:
-                waveform = np.asarray(audio, dtype=np.float32).reshape(-1)
+                waveform = as_mono_waveform(audio, f"{source}: audio", notes)
                 if sampling_rate != SAMPLING_RATE:
                     waveform = _resample(waveform, sampling_rate, SAMPLING_RATE)
         elif path is not None and decoded.has_audio:
             try:
-                waveform = load_audio(path, SAMPLING_RATE)
+                waveform, described = load_audio_stream(path, SAMPLING_RATE, stream=self.audio_stream)
+                if "of 1 " not in described:  # several audio tracks: say which one was heard
+                    notes.append(f"audio: {described}; choose another with the processor's audio_stream")
             except (NoAudioStreamError, MediaError) as error:
                 notes.append(f"audio unusable: {error}")
                 logger.warning("%s; continuing without audio tokens", error)
@@ -403,6 +421,10 @@ class MicroEmoProcessor(ProcessorMixin):
             duration = decoded.duration
             spans = [Span(max(s.start, 0.0), min(s.end, duration), s.text) for s in spans if s.start < duration]
         spans = validate_spans(spans, decoded.duration, span_source)
+        if len(spans) > self.max_utterances:
+            message = f"{len(spans)} utterances merged down to max_utterances={self.max_utterances} (closest neighbours joined)"
+            notes.append(message)
+            logger.warning("%s: %s", span_source, message)
         spans = merge_spans(spans, self.max_utterances)
         utterance_frame_mask = assign_frames(spans, decoded.timestamps)
         if subtitle is None:
@@ -630,6 +652,8 @@ class MicroEmoProcessor(ProcessorMixin):
             raise ValueError("MicroEmoProcessor needs `videos` (paths, DecodedVideo or frame arrays), one per sample")
         videos, single = _video_list(videos)
         batch = len(videos)
+        if batch == 0:
+            raise ValueError("`videos` is empty: give at least one video")
         if text is not None:
             text = [text] if isinstance(text, str) else list(text)
             if len(text) != batch or not all(isinstance(t, str) for t in text):
@@ -758,6 +782,12 @@ class MicroEmoProcessor(ProcessorMixin):
         for b, sample in enumerate(samples):
             ids, labels = self._tokenize(text[b], answer_spans[b], len(sample.utterances), uses_audio[b], add_special_tokens, b)
             self._check_counts(ids, sample, uses_audio[b], b)
+            if self.max_prompt_length is not None and len(ids) > self.max_prompt_length:
+                raise ValueError(
+                    f"sample {b}: the prompt has {len(ids)} tokens ({self.num_video_tokens(len(sample.utterances))} of "
+                    f"them video tokens for {len(sample.utterances)} utterance(s)), more than the language model's "
+                    f"context of {self.max_prompt_length}; shorten the text or lower max_utterances"
+                )
             sequences.append(ids)
             label_rows.append(labels)
         width = max(len(s) for s in sequences)
@@ -1012,6 +1042,39 @@ def _progress(items, description: str):
     from transformers.utils import logging as hf_logging
 
     return hf_logging.tqdm(items, desc=description, unit="video", disable=len(items) < 4, leave=False)
+
+
+def as_mono_waveform(audio, source: str, notes: list[str] | None = None) -> np.ndarray:
+    """A waveform array as mono float32: [N], or [channels, N] / [N, channels] mixed down (with a note).
+
+    The channel axis is the short one (at most 8 channels); an array whose layout cannot be told apart, a
+    non-finite sample or an empty array is refused.
+    """
+    waveform = np.asarray(audio)
+    if not np.issubdtype(waveform.dtype, np.number) or np.issubdtype(waveform.dtype, np.complexfloating):
+        raise ValueError(f"{source}: a waveform must hold real numbers, got dtype {waveform.dtype}")
+    waveform = waveform.astype(np.float32)
+    if waveform.ndim == 2 and 1 in waveform.shape:
+        waveform = waveform.reshape(-1)
+    if waveform.ndim == 2:
+        channels_first = waveform.shape[0] <= 8 < waveform.shape[1]
+        channels_last = waveform.shape[1] <= 8 < waveform.shape[0]
+        if not (channels_first or channels_last):
+            raise ValueError(
+                f"{source}: a waveform of shape {waveform.shape} has no clear channel axis; give [N] mono samples, "
+                "or [channels, N] / [N, channels] with at most 8 channels"
+            )
+        channels = waveform.shape[0] if channels_first else waveform.shape[1]
+        waveform = waveform.mean(axis=0 if channels_first else 1)
+        if notes is not None:
+            notes.append(f"audio: {channels} channels mixed down to mono")
+    if waveform.ndim != 1:
+        raise ValueError(f"{source}: a waveform must be [N] or [channels, N], got shape {waveform.shape}")
+    if waveform.size == 0:
+        raise ValueError(f"{source}: the waveform is empty; pass None for a sample without audio")
+    if not np.isfinite(waveform).all():
+        raise ValueError(f"{source}: the waveform holds NaN or infinite samples")
+    return waveform
 
 
 def _resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -81,6 +81,12 @@ class DecodedVideo:
                 f"timestamps must have one entry per frame ({self.frames.shape[0]}), "
                 f"got shape {tuple(self.timestamps.shape)}"
             )
+        if self.frames.shape[0] == 0:
+            raise ValueError("a video needs at least one frame, got none")
+        if not np.isfinite(self.timestamps).all() or (self.timestamps < 0).any():
+            raise ValueError(f"frame timestamps must be finite seconds >= 0, got {self.timestamps.tolist()}")
+        if (np.diff(self.timestamps) <= 0).any():
+            raise ValueError(f"frame timestamps must increase from frame to frame, got {self.timestamps.tolist()}")
 
 
 def _import_av():
@@ -378,9 +384,17 @@ def frames_from_array(frames: np.ndarray, timestamps: np.ndarray | None = None, 
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
+        raise ValueError(f"frames must be a non-empty [T, H, W, 3] RGB array, got shape {tuple(frames.shape)}")
+    if not np.issubdtype(frames.dtype, np.number) or np.issubdtype(frames.dtype, np.complexfloating):
+        raise ValueError(f"frames must hold numbers (uint8 0-255 or floats 0-1), got dtype {frames.dtype}")
+    if frames.dtype != np.uint8 and not np.isfinite(frames).all():
+        raise ValueError("frames hold NaN or infinite values")
     if timestamps is None:
         timestamps = np.arange(frames.shape[0], dtype=np.float64) / fps
-    timestamps = np.asarray(timestamps, dtype=np.float64)
+    timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    if timestamps.shape[0] != frames.shape[0]:
+        raise ValueError(f"timestamps must have one entry per frame ({frames.shape[0]}), got {timestamps.shape[0]}")
     duration = float(timestamps[-1] + (timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else 1.0 / fps))
     if frames.dtype != np.uint8:
         if frames.max() <= 1.0:
