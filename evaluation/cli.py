@@ -37,8 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     judge.add_argument("--judge-base-url", default=None, help="endpoint, e.g. http://localhost:8000/v1 (default: OpenAI)")
     judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
     judge.add_argument("--judge-concurrency", type=int, default=8, help="requests in flight at once")
-    judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per request")
-    judge.add_argument("--judge-max-retries", type=int, default=5, help="retries on 429/5xx/timeouts per request")
+    judge.add_argument("--judge-timeout", type=float, default=60.0,
+                       help="seconds a request may take, to the last byte of the reply; a judge that never answers "
+                            "stops the run after about (--judge-timeout-retries + 1) x this")
+    judge.add_argument("--judge-connect-timeout", type=float, default=10.0, help="seconds to open a connection")
+    judge.add_argument("--judge-max-retries", type=int, default=5,
+                       help="retries per request on 429, 5xx, timeouts, dropped connections and replies that are not "
+                            "a chat completion")
+    judge.add_argument("--judge-timeout-retries", type=int, default=1,
+                       help="of those, at most this many after a timeout")
     judge.add_argument("--judge-cache", type=Path, default=None,
                        help="SQLite cache of judge replies (default: ~/.cache/microemo/judge-cache.sqlite)")
     judge.add_argument("--judge-prompts", type=Path, default=None, metavar="FILE",
@@ -60,8 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one evaluation; 0 when every sample was scored, 3 when some failed, 1 on an error."""
+    """Run one evaluation; 0 when every sample was scored, 3 when some failed, 1 on an error, 130 when
+    interrupted.
+
+    An error is one line on stderr that names the input and what was expected; with ``--debug``
+    (the `microemo` command's switch) it is raised instead, with its traceback.
+    """
     # Imported here so that building the `microemo` parser stays fast.
+    import sqlite3
+
     from .judge import JudgeConfig, JudgeError
     from .runner import EvaluationRequest, format_table, run_evaluation
 
@@ -74,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
                 api_key_env=args.judge_api_key_env,
                 concurrency=args.judge_concurrency,
                 timeout=args.judge_timeout,
+                connect_timeout=args.judge_connect_timeout,
                 max_retries=args.judge_max_retries,
+                timeout_retries=args.judge_timeout_retries,
                 cache_path=args.judge_cache,
                 use_cache=not args.no_judge_cache,
             )
@@ -95,9 +111,22 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         report = run_evaluation(request)
-    except (JudgeError, ValueError, OSError) as error:
-        print(f"microemo evaluate: error: {error}", file=sys.stderr)
+    except (JudgeError, ValueError, OSError, sqlite3.Error) as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"microemo evaluate: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        print("microemo evaluate: interrupted; no report written. Judge replies received so far are in the "
+              "cache: run the same command again to resume.", file=sys.stderr)
+        return 130
     print(format_table(report))
     print(f"report: {output}")
     return 0 if report["scores"]["complete"] else EXIT_INCOMPLETE
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (a server's error text may hold newlines)."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -197,7 +197,14 @@ class JudgeCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise JudgeError(f"judge cache {self.path}: is a folder; expected the path of a SQLite file "
+                             "(an existing cache or a new one)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise JudgeError(f"judge cache {self.path}: cannot create its folder ({error.strerror}); "
+                             "expected a writable location") from error
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)

@@ -213,6 +213,8 @@ def load_prompts(path: str | Path) -> PromptSet:
     final newline). Raises :class:`PromptFileError` naming the file, the key and the rule broken.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PromptFileError(f"judge prompts file {path}: is a folder; expected a .json or .yaml file")
     if not path.is_file():
         raise FileNotFoundError(f"judge prompts file {path}: no such file; expected a .json or .yaml file")
     data = _read_prompts_file(path)

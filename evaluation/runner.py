@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,18 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     unusable judge writes nothing and the cache keeps what was finished. A report whose
     ``scores.complete`` is false lists the samples whose judge replies never parsed.
     """
+    if request.output is not None:
+        check_output_path(request.output)  # before any judge call, so no paid work is thrown away
     prompts = resolve_prompts(request.judge_prompts)  # fail before reading anything else
     references = read_samples(request.references, field=request.reference_field, fields=("openset", "labels"))
     predictions = read_samples(request.predictions, field=request.prediction_field)
     names = align(predictions, references)
+    empty = [name for name in names if references.values[name] is None]
+    if empty:
+        raise ValueError(
+            f"{references.path}: {len(empty)} samples have an empty {references.field!r} cell, e.g. {empty[:5]}; "
+            "expected at least one reference label each (Recall_s divides by their number)"
+        )
     prediction_type = "labels" if predictions.holds_labels else "auto"
     groupings = load_groupings(request.groupings) if request.groupings is not None else None
     lexicon = load_lexicon(request.lexicon) if request.lexicon is not None else None  # fail before any judge call
@@ -109,6 +118,23 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     if request.output is not None:
         write_json_atomic(request.output, report)
     return report
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse a report path that cannot be written, before any work: a folder, or a folder that
+    cannot be made or written to."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"report {path}: is a folder; expected the path of a .json file (e.g. {path / 'report.json'})")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"report {path}: {parent} is a file, not a folder; expected a path inside a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"report {path}: cannot write in {parent} ({error.strerror}); expected a writable folder") from None
 
 
 def _judge_section(config: JudgeConfig | None, client: JudgeClient | None) -> dict[str, Any] | None:
