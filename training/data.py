@@ -529,7 +529,8 @@ def prepare_dataset(
     })  # fmt: skip
     if len(dataset["train"]) == 0:
         raise DataError(f"no usable training rows after preparation; see {output_dir / 'bad_rows.jsonl'}")
-    dataset.save_to_disk(str(output_dir / "dataset"))
+    # One shard per split: an empty test split (every test video unusable) must still be written and loadable.
+    dataset.save_to_disk(str(output_dir / "dataset"), num_shards={part: 1 for part in dataset})
 
     _write_jsonl(output_dir / "bad_rows.jsonl", bad)
     _write_json(output_dir / "split.json", {"seed": seed, "test_fraction": test_fraction, **split})
