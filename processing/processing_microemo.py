@@ -402,6 +402,8 @@ class MicroEmoProcessor(ProcessorMixin):
         if isinstance(utterances, (str, os.PathLike)):
             spans = load_spans(utterances)
             span_source = str(utterances)
+            if not spans:
+                notes.append(f"no utterances: {utterances} holds no subtitle cue")
         elif utterances is not None:
             spans = as_spans(utterances, f"{source} utterances")
             span_source = f"{source} utterances"

@@ -9,7 +9,6 @@ imported when asked for.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from .runtime import get_logger
+
+logger = get_logger("processing.utterances")
 
 
 class SpanError(ValueError):
@@ -39,7 +40,11 @@ class Span:
 
 
 _CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})")
-_CUE_TIMING = re.compile(rf"^\s*({_CLOCK.pattern})\s*-->\s*({_CLOCK.pattern})")
+# The arrow as subtitle tools write it: "-->", and the "->" (or dash-like characters) some editors leave.
+_ARROW = r"\s*[-\u2010-\u2015\u2212]{1,3}>\s*"
+_CUE_TIMING = re.compile(rf"^\s*({_CLOCK.pattern}){_ARROW}({_CLOCK.pattern})")
+_LOOKS_LIKE_TIMING = re.compile(rf"^\s*\S*\d\S*{_ARROW}")  # a token with a digit, then an arrow
+_CUE_NUMBER = re.compile(r"^\s*\d+\s*$")
 
 
 def _clock_to_seconds(text: str) -> float:
@@ -53,33 +58,57 @@ def _clock_to_seconds(text: str) -> float:
 
 
 def _parse_cues(text: str, source: str, kind: str) -> list[Span]:
-    """Shared SRT/VTT cue parser: a timing line ``a --> b`` followed by text lines until a blank line."""
+    """Shared SRT/VTT cue parser: a timing line ``a --> b`` followed by text lines.
+
+    A cue's text ends at a blank line, and also at the next timing line (or the cue number just before it),
+    so cues written without the blank line between them stay apart. Every line that looks like a timing but
+    does not parse is an error naming the line: a cue is never dropped silently.
+    """
     spans: list[Span] = []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+    def starts_cue(index: int) -> bool:
+        if index >= len(lines):
+            return False
+        if _LOOKS_LIKE_TIMING.search(lines[index]):
+            return True
+        return bool(_CUE_NUMBER.match(lines[index])) and index + 1 < len(lines) and bool(
+            _LOOKS_LIKE_TIMING.search(lines[index + 1])
+        )
+
     i = 0
     while i < len(lines):
         line = lines[i]
-        if "-->" in line:
+        if _LOOKS_LIKE_TIMING.search(line):
             match = _CUE_TIMING.match(line)
             if match is None:
-                raise SpanError(f"{source}: line {i + 1}: malformed {kind} cue timing {line.strip()!r}")
+                raise SpanError(
+                    f"{source}: line {i + 1}: malformed {kind} cue timing {line.strip()!r} "
+                    "(expected 'hh:mm:ss,mmm --> hh:mm:ss,mmm')"
+                )
             start = _clock_to_seconds(match.group(1))
             end = _clock_to_seconds(match.group(6))
             words = []
             i += 1
-            while i < len(lines) and lines[i].strip():
+            while i < len(lines) and lines[i].strip() and not starts_cue(i):
                 words.append(re.sub(r"<[^>]+>", "", lines[i].strip()))  # drop VTT/SRT styling tags
                 i += 1
             spans.append(Span(start, end, " ".join(words)))
+            continue
         i += 1
     return spans
 
 
 def parse_srt(text: str, source: str = "<srt>") -> list[Span]:
-    """Parse SubRip text; raises :class:`SpanError` naming ``source`` on malformed input."""
+    """Parse SubRip text; raises :class:`SpanError` naming ``source`` on malformed input.
+
+    An empty file gives no spans and a warning (a clip without dialogue may have an empty subtitle file).
+    """
     spans = _parse_cues(text, source, "SRT")
     if not spans and text.strip():
         raise SpanError(f"{source}: no SRT cue found (expected lines like '00:00:01,000 --> 00:00:02,500')")
+    if not spans:
+        logger.warning("%s: the subtitle file is empty: no utterances from it", source)
     return spans
 
 
@@ -88,6 +117,45 @@ def parse_vtt(text: str, source: str = "<vtt>") -> list[Span]:
     if not text.lstrip("\ufeff").startswith("WEBVTT"):
         raise SpanError(f"{source}: a WebVTT file must start with 'WEBVTT'")
     return _parse_cues(text, source, "WebVTT")
+
+
+_SINGLE_BYTE = ["cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "iso8859_15", "iso8859_2", "koi8_r"]
+
+
+def decode_text(data: bytes, source: str = "<text>") -> tuple[str, str]:
+    """Decode a subtitle file's bytes; returns the text and the encoding used.
+
+    A byte-order mark decides (UTF-8, UTF-16, UTF-32); else UTF-8 when the bytes are valid UTF-8; else the
+    encoding charset-normalizer finds most plausible, where ties among single-byte encodings go to
+    Windows-1252, the usual legacy encoding of Western subtitles (Latin-1 text decodes the same).
+    """
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):  # fmt: skip
+        if data.startswith(bom):
+            return data.decode(encoding), encoding.replace("-sig", "")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # inside try: transformers' remote-code import check skips it
+        from_bytes = None
+    if from_bytes is not None:
+        # Non-ASCII bytes that never come two in a row are a single-byte code page (accented letters between
+        # ASCII ones); on text this short the detector would otherwise also consider two-byte Asian encodings.
+        high = np.frombuffer(data, dtype=np.uint8) >= 0x80
+        isolated = not (high[1:] & high[:-1]).any()
+        results = list(from_bytes(data, cp_isolation=_SINGLE_BYTE if isolated else None))
+        if results:
+            least = min(r.chaos for r in results)
+            plausible = [r.encoding for r in results if r.chaos == least]
+            encoding = "cp1252" if "cp1252" in plausible else plausible[0]
+            return data.decode(encoding), encoding
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        raise SpanError(f"{source}: cannot tell the text encoding; save it as UTF-8") from None
 
 
 def parse_json_spans(data: str | Sequence, source: str = "<json>") -> list[Span]:
@@ -114,19 +182,30 @@ def parse_json_spans(data: str | Sequence, source: str = "<json>") -> list[Span]
 
 
 def load_spans(path: str | os.PathLike) -> list[Span]:
-    """Read spans from an ``.srt``, ``.vtt`` or ``.json`` file (chosen by extension)."""
+    """Read spans from an ``.srt``, ``.vtt`` or ``.json`` file (chosen by extension), in any common encoding."""
+    if isinstance(path, str) and not path.strip():
+        raise SpanError(
+            "utterances: an empty path; give a subtitle file (.srt, .vtt, .json), a list of (start, end[, text]) "
+            "spans, [] for none, or None to find them in the audio"
+        )
+    if isinstance(path, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path):
+        raise SpanError(f"{path}: utterance files are read from disk, not from URLs; download it and give its path")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if path.is_dir():
+        raise SpanError(f"{path}: is a directory, expected a subtitle file (.srt, .vtt or .json)")
     suffix = path.suffix.lower()
+    if suffix not in (".srt", ".vtt", ".json"):
+        raise SpanError(f"{path}: unknown utterance file type {suffix!r} (use .srt, .vtt or .json)")
+    text, encoding = decode_text(path.read_bytes(), str(path))
+    if encoding not in ("utf-8", "ascii"):
+        logger.info("%s: read as %s", path, encoding)
     if suffix == ".srt":
         return parse_srt(text, str(path))
     if suffix == ".vtt":
         return parse_vtt(text, str(path))
-    if suffix == ".json":
-        return parse_json_spans(text, str(path))
-    raise SpanError(f"{path}: unknown utterance file type {suffix!r} (use .srt, .vtt or .json)")
+    return parse_json_spans(text, str(path))
 
 
 def as_spans(items: Iterable, source: str = "<spans>") -> list[Span]:

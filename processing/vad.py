@@ -28,7 +28,6 @@ probabilities. Defaults were chosen on the benchmark's tuning set (``benchmarks/
 from __future__ import annotations
 
 import importlib.util
-import logging
 import threading
 import warnings
 from dataclasses import dataclass
@@ -36,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .runtime import ProcessLocalCache, get_logger
 from .utterances import Span
 
-logger = logging.getLogger(__name__)
+logger = get_logger("processing.vad")
 
 DETECTORS = ("silero", "energy")
 DEFAULT_DETECTOR = "silero"
@@ -68,7 +68,8 @@ _EPS = 1e-6  # seconds: frame times are sums of float hops
 OPTION_NAMES = ("threshold", "offset_threshold", "gate_db", *DEFAULT_OPTIONS)
 
 # Loaded models, per process; never stored on a processor (which must stay picklable).
-_SILERO_MODELS: dict[str, object] = {}
+# Per process and never pickled (a processor that refers to this module hashes the same everywhere).
+_SILERO_MODELS = ProcessLocalCache()
 _SILERO_LOCK = threading.Lock()
 _WARNED: set[str] = set()
 
