@@ -60,9 +60,16 @@ def load_model_and_processor(
     model_name_or_path: str, processor_name_or_path: str | None = None, dtype: str | None = None, **kwargs: Any
 ) -> tuple[MicroEmoForConditionalGeneration, MicroEmoProcessor]:
     """The model (frozen parts frozen) and its processor (from ``processor_name_or_path``, else the model's
-    folder). Raises when the folder holds no processor, or when the processor disagrees with the model."""
+    folder). Raises when the folder holds no processor, or when the processor disagrees with the model.
+
+    ``kwargs`` override model config fields (``use_local_clue_attention``, ``use_utterance_windows``: the
+    ablations); the processor follows ``use_utterance_windows``. With a half-precision ``dtype`` the modules
+    that train stay in float32, so that small updates (lr 3e-5) are not rounded away.
+    """
     torch_dtype = getattr(torch, dtype) if dtype not in (None, "auto") else dtype
     model = MicroEmoForConditionalGeneration.from_pretrained(model_name_or_path, dtype=torch_dtype, **kwargs)
+    if model.dtype != torch.float32:
+        upcast_trained_modules(model)
     source = processor_name_or_path or model_name_or_path
     try:
         processor = MicroEmoProcessor.from_pretrained(source)
@@ -79,10 +86,20 @@ def load_model_and_processor(
         "image_size": config.vision_config.image_size,
         "patch_size": config.vision_config.patch_size,
     }
+    if "use_utterance_windows" in kwargs:
+        processor.use_utterance_windows = bool(kwargs["use_utterance_windows"])
     found = {key: getattr(processor, key) for key in expected}
     if found != expected:
         raise ValueError(f"the processor of {source} does not match the model: processor {found}, model {expected}")
     return model, processor
+
+
+def upcast_trained_modules(model: MicroEmoForConditionalGeneration) -> None:
+    """Cast the modules the paper trains to float32 (the frozen encoders and LLM keep their dtype)."""
+    for name in model.trainable_module_names:
+        module = getattr(model.model, name, None)
+        if module is not None:
+            module.float()
 
 
 def lora_config(model: MicroEmoForConditionalGeneration, r: int, alpha: int, dropout: float,

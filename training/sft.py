@@ -57,6 +57,12 @@ class MicroEmoScriptArguments:
         metadata={"help": "Learning rate of the fusion gate, local clue attention and utterance Q-Former (None: the "
                           "global learning_rate). See docs/training.md."},
     )  # fmt: skip
+    use_local_clue_attention: bool | None = field(
+        default=None, metadata={"help": "Override the model config's switch (Table 2 ablations); None keeps it."}
+    )
+    use_utterance_windows: bool | None = field(
+        default=None, metadata={"help": "Override the model config's switch (Table 2 ablations); None keeps it."}
+    )
     merge_lora: bool = field(default=True, metadata={"help": "Merge LoRA into the saved model (else save the adapter)."})
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads per process (1 is fastest for tiny models on shared cores)."}
@@ -97,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
 
+    if model_args.dtype in ("bfloat16", "float16") and not (training_args.bf16 or training_args.fp16):
+        raise SystemExit(f"sft.py: dtype={model_args.dtype} keeps the frozen parts in half precision and the trained "
+                         "modules in float32, which needs autocast: set bf16: true (or fp16: true)")  # fmt: skip
     if script_args.num_threads:
         torch.set_num_threads(script_args.num_threads)
 
@@ -106,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             model_path = str(build_preset_base(script_args.preset, training_args.output_dir, training_args.seed))
     if not model_path:
         raise SystemExit("sft.py: give --model_name_or_path (a saved MicroEmo) or --preset tiny-random")
-    model, processor = load_model_and_processor(model_path, script_args.processor_name_or_path, model_args.dtype)
+    switches = {key: value for key in ("use_local_clue_attention", "use_utterance_windows")
+                if (value := getattr(script_args, key)) is not None}  # fmt: skip
+    model, processor = load_model_and_processor(model_path, script_args.processor_name_or_path, model_args.dtype,
+                                                **switches)  # fmt: skip
 
     data_path = Path(script_args.dataset_path)
     if data_path.suffix == ".jsonl":
