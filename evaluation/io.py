@@ -119,7 +119,9 @@ def _read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         raise ValueError(f"{path}: unknown file type {suffix!r}; expected .csv, .jsonl or .json")
     text = _read_text(path)
     if not text.strip():
-        raise ValueError(f"{path}: the file is empty; expected samples with a 'name' field")
+        expected = "a header line such as 'name,openset' and a row per sample" if suffix == ".csv" else \
+            "samples with a 'name' field"
+        raise ValueError(f"{path}: the file is empty; expected {expected}")
     if suffix == ".csv":
         return _read_csv(path, text)
     if suffix == ".jsonl":

@@ -580,6 +580,7 @@ class JudgeClient:
         next run resumes from there). Once one request stops the batch, no other sends again.
         """
         self._stop.clear()
+        first_failure: list[BaseException] = []  # the error that stopped the batch, not a _Stopped
         results: list[Completion[T] | JudgeReplyError | None] = [None] * len(prompts)
         messages = [self._messages(prompt) for prompt in prompts]
         keys = [self._key(message) for message in messages]
@@ -596,7 +597,10 @@ class JudgeClient:
                 results[index] = self._ask(messages[index], keys[index], parse)
             except JudgeReplyError as error:
                 results[index] = error
-            except BaseException:
+            except BaseException as error:
+                with self._stats_lock:
+                    if not first_failure or isinstance(first_failure[0], _Stopped):
+                        first_failure[:] = [error]
                 self._stop.set()
                 raise
 
@@ -609,8 +613,11 @@ class JudgeClient:
             try:
                 while pending:
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                    for future in done:
-                        future.result()  # re-raises JudgeUnavailableError and anything unexpected
+                    if any(future.exception() is not None for future in done):
+                        # The error that stopped the batch, not a later "stopped by another request".
+                        with self._stats_lock:
+                            failure = first_failure[0]
+                        raise failure
                     if done:
                         bar.update(len(done))
                     if self.progress_note() != note:
