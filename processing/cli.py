@@ -55,11 +55,23 @@ def _processor(args: argparse.Namespace):
     )
 
 
+def _image_formats() -> set[str]:
+    from matplotlib.figure import Figure
+
+    return set(Figure().canvas.get_supported_filetypes())
+
+
 def run_visualize(args: argparse.Namespace) -> int:
     from .utterances import SpanError
     from .video_io import MediaError
     from .visualize import draw_sample
 
+    suffix = Path(args.output).suffix.lower().lstrip(".")
+    supported = _image_formats()
+    if suffix not in supported:
+        print(f"microemo visualize: cannot write {args.output}: use one of the picture formats "
+              f"{', '.join(sorted(supported))}", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         processor = _processor(args)
         sample = processor.prepare_sample(
@@ -69,6 +81,8 @@ def run_visualize(args: argparse.Namespace) -> int:
             num_frames=args.frames,
         )
     except (FileNotFoundError, MediaError, SpanError, ValueError) as error:
+        if getattr(args, "debug", False):
+            raise
         print(f"microemo visualize: {error}", file=sys.stderr)
         return 2
     path = draw_sample(
