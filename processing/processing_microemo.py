@@ -332,6 +332,8 @@ class MicroEmoProcessor(ProcessorMixin):
             raise ValueError(f"num_frames={num_frames} is more than the model's max_frames={self.max_frames}")
         notes: list[str] = []
         path = None
+        if video is None:
+            raise ValueError("a video is None; expected a file path, a DecodedVideo or frames [T, H, W, 3]")
         if isinstance(video, (str, os.PathLike)):
             path = str(video)
             decoded = decode_video(path, num_frames)
@@ -348,7 +350,10 @@ class MicroEmoProcessor(ProcessorMixin):
         # Face clues.
         t = decoded.frames.shape[0]
         if clue_masks is not None:
-            clue_masks = np.asarray(clue_masks, dtype=bool)
+            clue_masks = np.asarray(clue_masks)
+            if clue_masks.dtype != bool and not np.isin(clue_masks, (0, 1)).all():
+                raise ValueError(f"{source}: clue_masks must be boolean (or 0/1), got values other than 0 and 1")
+            clue_masks = clue_masks.astype(bool)
             if clue_masks.shape[0] != t or clue_masks.shape[-1] != self.num_patches or clue_masks.ndim != 3:
                 raise ValueError(
                     f"{source}: clue_masks must be [T={t}, R, P={self.num_patches}], got {tuple(clue_masks.shape)}"
@@ -380,6 +385,8 @@ class MicroEmoProcessor(ProcessorMixin):
                     notes.append(f"audio: {described} of {audio}")
             else:
                 waveform = as_mono_waveform(audio, f"{source}: audio", notes)
+                if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+                    raise ValueError(f"sampling_rate must be a whole number of Hz > 0, got {sampling_rate!r}")
                 if sampling_rate != SAMPLING_RATE:
                     waveform = _resample(waveform, sampling_rate, SAMPLING_RATE)
         elif path is not None and decoded.has_audio:
@@ -1055,6 +1062,11 @@ def as_mono_waveform(audio, source: str, notes: list[str] | None = None) -> np.n
     waveform = np.asarray(audio)
     if not np.issubdtype(waveform.dtype, np.number) or np.issubdtype(waveform.dtype, np.complexfloating):
         raise ValueError(f"{source}: a waveform must hold real numbers, got dtype {waveform.dtype}")
+    if np.issubdtype(waveform.dtype, np.integer):
+        # PCM samples as read from a WAV file: full scale is the integer type's range, not 1.0.
+        if notes is not None:
+            notes.append(f"audio: {waveform.dtype.name} samples scaled to [-1, 1]")
+        waveform = waveform.astype(np.float32) / (float(np.iinfo(waveform.dtype).max) + 1.0)
     waveform = waveform.astype(np.float32)
     if waveform.ndim == 2 and 1 in waveform.shape:
         waveform = waveform.reshape(-1)

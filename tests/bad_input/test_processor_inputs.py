@@ -146,3 +146,25 @@ def test_a_prompt_longer_than_the_language_models_context_is_refused(processor):
     long_text = "Here is the video: <video>. " + "happy sad " * 2000
     with pytest.raises(ValueError, match=r"sample 0: the prompt has \d+ tokens .* more than the language model's context of 2048"):
         processor(text=long_text, videos=FRAMES, landmarks=NO_FACE, utterances=[])
+
+
+def test_integer_pcm_samples_are_scaled_not_taken_as_huge_floats(processor):
+    pcm = np.round(speech() * 32767).astype(np.int16)
+    float_spans, _ = spans_of(processor, speech())
+    pcm_spans, notes = spans_of(processor, pcm)
+    assert pcm_spans == float_spans and "audio: int16 samples scaled to [-1, 1]" in notes
+
+
+@pytest.mark.parametrize("rate", [0, -16_000, 44_100.5])
+def test_a_sampling_rate_must_be_positive_hertz(processor, rate):
+    with pytest.raises(ValueError, match=rf"sampling_rate must be a whole number of Hz > 0, got {rate!r}"):
+        processor(videos=FRAMES, landmarks=NO_FACE, audio=speech(), sampling_rate=rate)
+
+
+def test_inputs_that_are_not_what_they_claim(processor):
+    with pytest.raises(ValueError, match="a video is None; expected a file path"):
+        processor(videos=[FRAMES, None])
+    with pytest.raises(ValueError, match="clue_masks must be boolean"):
+        processor(videos=FRAMES, clue_masks=np.full((4, 2, 64), 0.5, np.float32))
+    with pytest.raises(ValueError, match=r"/: is a directory, not a media file"):
+        processor(videos="/")
