@@ -20,6 +20,7 @@ queries, position embeddings) train in full as ``modules_to_save``; the new modu
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -93,7 +94,8 @@ def _counts(data_path: Path, dataset) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = TrlParser((MicroEmoScriptArguments, SFTConfig, MicroEmoModelConfig))
+    parser = TrlParser((MicroEmoScriptArguments, SFTConfig, MicroEmoModelConfig), description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
     # Video batches come from our collator; TRL must neither tokenise nor drop the prepared columns.
     training_args.remove_unused_columns = False
