@@ -9,10 +9,14 @@ pipeline_tag, library_name, base models). :func:`push_model_folder` uploads that
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from microemo.modeling_microemo import pipeline_microemo
+from microemo.modeling_microemo.pipeline_microemo import TASK as PIPELINE_TASK
 
 PAPER = (
     "Liyun Zhang, Zhaojie Luo, Shuqiong Wu, Yuta Nakashima. MicroEmo: Time-Sensitive Multimodal Emotion "
@@ -84,6 +88,15 @@ def model_card(config, info: CardInfo, repo_id: str | None = None) -> str:
         'print(processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
         "```",
         "",
+        "Or in one line, with the pipeline that ships with the model (explanation, emotion labels, utterances):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'pipe = pipeline("{PIPELINE_TASK}", model="{name}", trust_remote_code=True)',
+        'print(pipe("clip.mp4"))',
+        "```",
+        "",
         "Reading video files needs `pip install av`; finding faces needs",
         "`pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5'` (the last mediapipe whose wheel ships the",
         "face-mesh models); resampling audio arrays needs `scipy`. Without mediapipe, pass `landmarks` or",
@@ -113,8 +126,13 @@ def save_model_folder(model, processor, output_dir: str | Path, info: CardInfo) 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise NotADirectoryError(f"{output_dir}: exists and is not a directory; choose a folder to save the model in")
+    # The model's own pipeline travels with it: `pipeline(TASK, model=folder, trust_remote_code=True)`.
+    model.config.custom_pipelines = {
+        PIPELINE_TASK: {"impl": "pipeline_microemo.MicroEmoEmotionPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+    }
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
+    shutil.copyfile(pipeline_microemo.__file__, output_dir / "pipeline_microemo.py")
     (output_dir / "README.md").write_text(model_card(model.config, info), encoding="utf-8")
     return output_dir
 

@@ -27,6 +27,7 @@ from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .audio_io import SAMPLING_RATE, cut_clips, load_audio_stream
+from .emotion_words import extract_emotions
 from .face_mesh import detect_landmarks, shared_worker
 from .face_regions import DEFAULT_CLUE_REGIONS, rasterize_clue_masks, resolve_regions
 from .landmark_cache import CachedFaces, LandmarkCache
@@ -928,6 +929,12 @@ class MicroEmoProcessor(ProcessorMixin):
         if type(self)._auto_class is None:
             type(self).register_for_auto_class()
         return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+
+    def post_process_emotions(self, texts: str | Sequence[str]) -> list[str] | list[list[str]]:
+        """The emotion labels each generated explanation names (judge-free; see ``emotion_words.py``)."""
+        if isinstance(texts, str):
+            return extract_emotions(texts)
+        return [extract_emotions(text) for text in texts]
 
     def batch_decode(self, *args, **kwargs) -> list[str]:
         """The LLM tokenizer's ``batch_decode``."""

@@ -1,0 +1,284 @@
+"""`microemo predict`: explain the emotions in a folder of videos, resumably, into a JSONL file.
+
+Per video the output row holds the explanation (``english``, the field ``microemo evaluate`` reads), the
+emotion labels pulled out of it (``openset``; judge-free by default, the judge LLM of ``evaluation/`` when
+asked), the utterance spans used, whether a face and audio were found, and timings. Preparing the next
+batch (decoding, face mesh, voice activity, in a DataLoader worker) overlaps generating this one;
+generation is batched and greedy, with left padding. Each row is appended as one write, so a killed run
+resumes where it stopped; a video that cannot be read gets a row with the reason and the rest go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".json")
+# Files in a video folder that are never videos (subtitles beside the clips, our own outputs).
+NOT_VIDEOS = (*SUBTITLE_SUFFIXES, ".jsonl", ".csv", ".txt", ".md", ".html", ".png", ".jpg")
+
+
+def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files given, and the files of folders given (sorted; subtitles and outputs left out)."""
+    videos: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                             and p.suffix.lower() not in NOT_VIDEOS)  # fmt: skip
+        else:
+            videos.append(path)  # a missing file gets a result row saying so
+    names = [video.stem for video in videos]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"several videos share the name(s) {duplicates}; results are keyed by file name without suffix")
+    return videos
+
+
+def match_subtitles(videos: Sequence[Path], subtitles: str | os.PathLike | None) -> dict[Path, Path | None]:
+    """Each video's utterance file: ``subtitles`` itself for one video, or ``<folder>/<video stem>.srt|.vtt|.json``."""
+    if subtitles is None:
+        return {video: None for video in videos}
+    subtitles = Path(subtitles)
+    if subtitles.is_file():
+        if len(videos) != 1:
+            raise ValueError(f"--subtitles {subtitles} is one file for {len(videos)} videos; give a folder of <name>.srt")
+        return {videos[0]: subtitles}
+    if not subtitles.is_dir():
+        raise FileNotFoundError(f"--subtitles {subtitles}: no such file or folder")
+    matched = {}
+    for video in videos:
+        candidates = [subtitles / f"{video.stem}{suffix}" for suffix in SUBTITLE_SUFFIXES]
+        matched[video] = next((c for c in candidates if c.is_file()), None)
+    return matched
+
+
+def read_done(output: Path) -> dict[str, dict]:
+    """Rows already in ``output`` by name; a last line cut off by a kill is dropped from the file."""
+    if not output.exists():
+        return {}
+    data = output.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(output, "r+b") as handle:  # the partial row of an interrupted write
+            handle.truncate(len(complete))
+    rows = {}
+    for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{output}: line {number} is not JSON ({error.msg}); is it a predictions file?") from None
+            rows[row["name"]] = row
+    return rows
+
+
+def append_row(output: Path, row: dict) -> None:
+    """Append one row as a single write (a kill leaves whole rows, or one partial last line that is dropped)."""
+    line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    descriptor = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class _Videos(torch.utils.data.Dataset):
+    """Prepares one video per item in a DataLoader worker; a failure becomes the item's error message."""
+
+    def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None]) -> None:
+        self.processor, self.videos, self.subtitles = processor, list(videos), subtitles
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict:
+        video = self.videos[index]
+        start = time.perf_counter()
+        try:
+            subtitle = self.subtitles.get(video)
+            sample = self.processor.prepare_sample(str(video), utterances=str(subtitle) if subtitle else None)
+        except Exception as error:  # reported in the video's row; the other videos go on
+            return {"video": video, "error": f"{type(error).__name__}: {error}"}
+        return {"video": video, "sample": sample, "prepare_seconds": time.perf_counter() - start}
+
+
+def _keep(batch: list) -> list:
+    return batch
+
+
+class Predictor:
+    """Batched, greedy MicroEmo predictions on video files, with labels, resumable into a JSONL file.
+
+    Args:
+        model, processor: a loaded MicroEmo and its processor.
+        question: the question after the subtitle (default: the processor's EMER question).
+        batch_size: videos generated together.
+        max_new_tokens: longest explanation.
+        num_workers: DataLoader workers preparing the next batch while this one generates (0: in this process).
+        judge: an ``evaluation.judge.JudgeClient`` to extract the labels (default: judge-free word matching).
+    """
+
+    def __init__(self, model, processor, *, question: str | None = None, batch_size: int = 4,
+                 max_new_tokens: int = 256, num_workers: int = 1, judge=None) -> None:  # fmt: skip
+        if batch_size < 1 or num_workers < 0 or max_new_tokens < 1:
+            raise ValueError(f"batch_size and max_new_tokens must be >= 1 and num_workers >= 0, got "
+                             f"{batch_size}, {max_new_tokens}, {num_workers}")  # fmt: skip
+        self.model, self.processor, self.question = model.eval(), processor, question
+        self.batch_size, self.max_new_tokens, self.num_workers, self.judge = batch_size, max_new_tokens, num_workers, judge
+
+    def run(
+        self,
+        videos: Sequence[str | os.PathLike],
+        subtitles: str | os.PathLike | None = None,
+        output: str | os.PathLike | None = None,
+        progress: bool = True,
+    ) -> list[dict]:
+        """Predict every video (files or folders); returns the rows, the ones already in ``output`` included."""
+        paths = find_videos(videos)
+        matched = match_subtitles(paths, subtitles)
+        output = Path(output) if output is not None else None
+        done = read_done(output) if output is not None else {}
+        todo = [path for path in paths if path.stem not in done]
+        rows = dict(done)
+        loader = torch.utils.data.DataLoader(
+            _Videos(self.processor, todo, matched), batch_size=self.batch_size, num_workers=self.num_workers,
+            collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
+        )  # fmt: skip
+        bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not progress or not todo)
+        for batch in loader:
+            for row in self._predict_batch(batch):
+                rows[row["name"]] = row
+                if output is not None:
+                    append_row(output, row)
+            bar.update(len(batch))
+        bar.close()
+        return [rows[path.stem] for path in paths]
+
+    def _predict_batch(self, batch: list[dict]) -> list[dict]:
+        failed = [_row(item["video"], error=item["error"]) for item in batch if "error" in item]
+        good = [item for item in batch if "error" not in item]
+        if not good:
+            return failed
+        samples = [item["sample"] for item in good]
+        conversations = [self.processor.emer_conversation(subtitle=s.subtitle, question=self.question) for s in samples]
+        texts, _ = self.processor.render_conversations(conversations)
+        inputs = self.processor.collate(samples, texts, return_tensors="pt", return_metadata=True)
+        model_inputs = {k: v.to(self.model.device) for k, v in inputs.items() if k in self.processor.model_input_names}
+        start = time.perf_counter()
+        with torch.no_grad():
+            generated = self.model.generate(**model_inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        seconds = (time.perf_counter() - start) / len(good)
+        explanations = [t.strip() for t in self.processor.batch_decode(
+            generated[:, model_inputs["input_ids"].shape[1] :], skip_special_tokens=True)]  # fmt: skip
+        labels, source, label_errors = self._labels(explanations)
+        rows = []
+        for b, item in enumerate(good):
+            sample = item["sample"]
+            rows.append(_row(
+                item["video"], english=explanations[b], openset=labels[b], labels_from=source,
+                utterances=[{"start": s.start, "end": s.end, "text": s.text} for s in sample.utterances],
+                face_frames=int(sample.face_found.sum()), frames=int(sample.face_found.size),
+                audio=bool(inputs["audio_clip_mask"][b].any()),
+                notes=inputs["notes"][b] + ([label_errors[b]] if label_errors[b] else []),
+                seconds={"prepare": round(item["prepare_seconds"], 3), "generate": round(seconds, 3)},
+            ))  # fmt: skip
+        return failed + rows
+
+    def _labels(self, explanations: list[str]) -> tuple[list[list[str]], str, list[str | None]]:
+        if self.judge is None:
+            return self.processor.post_process_emotions(explanations), "emotion words", [None] * len(explanations)
+        from microemo.evaluation.emer import parse_extraction_reply
+        from microemo.evaluation.prompts import extraction_prompt
+
+        replies = self.judge.complete_many([extraction_prompt(t) for t in explanations], parse_extraction_reply,
+                                           desc="extract labels", progress=False)  # fmt: skip
+        labels = [reply.value if hasattr(reply, "value") else [] for reply in replies]
+        errors = [None if hasattr(reply, "value") else f"label extraction failed: {reply}" for reply in replies]
+        return labels, f"judge {self.judge.config.model}", errors
+
+
+def _row(video: Path, *, error: str | None = None, **fields: Any) -> dict:
+    row = {"name": video.stem, "video": str(video), "english": "", "openset": [], "error": error}
+    row.update(fields)
+    return row
+
+
+def load_predictor(model: str | os.PathLike, *, device: str | None = None, dtype: str = "auto", **options) -> Predictor:
+    """A :class:`Predictor` for a model folder or Hub id (loaded with remote code, as a user of the Hub would)."""
+    from transformers import AutoModel, AutoProcessor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+    loaded = AutoModel.from_pretrained(str(model), trust_remote_code=True, dtype=getattr(torch, dtype)).to(device)
+    processor = AutoProcessor.from_pretrained(str(model), trust_remote_code=True)
+    return Predictor(loaded, processor, **options)
+
+
+def predict(
+    videos: str | os.PathLike | Iterable[str | os.PathLike],
+    model: str | os.PathLike,
+    *,
+    subtitles: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    progress: bool = False,
+    **options,
+) -> list[dict]:
+    """Everything in one call: ``predict("clips/", model="folder-or-hub-id")`` -> one row per video."""
+    videos = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
+    return load_predictor(model, **options).run(videos, subtitles=subtitles, output=output, progress=progress)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    judge = None
+    if args.judge_model:
+        from microemo.evaluation.judge import JudgeClient, JudgeConfig
+
+        judge = JudgeClient(JudgeConfig(model=args.judge_model, base_url=args.judge_base_url,
+                                        api_key_env=args.judge_api_key_env))  # fmt: skip
+    predictor = load_predictor(
+        args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
+    )  # fmt: skip
+    rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress)
+    failed = [row for row in rows if row["error"]]
+    print(f"{len(rows)} video(s): {len(rows) - len(failed)} explained, {len(failed)} failed; results in {args.output}")
+    for row in failed:
+        print(f"  failed: {row['video']}: {row['error']}", file=sys.stderr)
+    return 3 if failed else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="explain the emotions in videos (JSONL results, resumable)",
+        description="Explain the emotions of the person in each video with a MicroEmo model. Results are appended "
+        "to a JSONL file that `microemo evaluate --predictions` reads; videos already in it are skipped. Exit status "
+        "0 when every video was explained, 3 when some failed (their rows say why), 1 on an error.",
+    )
+    parser.add_argument("videos", nargs="+", help="video files and/or folders of videos")
+    parser.add_argument("--model", required=True, help="a model folder or Hub id (loaded with trust_remote_code)")
+    parser.add_argument("--subtitles", help="an utterance file (.srt/.vtt/.json) for one video, or a folder of <name>.srt")
+    parser.add_argument("--question", help="the question after the subtitle (default: the EMER question)")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos generated together (default 4)")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest explanation (default 256)")
+    parser.add_argument("--num-workers", type=int, default=1, help="processes preparing the next batch (default 1)")
+    parser.add_argument("--output", type=Path, default=Path("predictions.jsonl"), help="results (default predictions.jsonl)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--judge-model", help="extract the labels with this judge LLM (default: judge-free word matching)")
+    parser.add_argument("--judge-base-url", help="the judge's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run_predict)
