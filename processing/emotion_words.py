@@ -19,7 +19,7 @@ _FORMS: dict[str, tuple[str, ...]] = {
     "happy": ("happy", "happiness", "happily", "glad"),
     "joyful": ("joyful", "joy", "joyous", "cheerful"),
     "excited": ("excited", "excitement", "exciting", "thrilled", "enthusiastic", "enthusiasm"),
-    "content": ("contented", "contentment"),  # not "content": "the content of the video"
+    "content": ("content", "contented", "contentment"),
     "satisfied": ("satisfied", "satisfaction"),
     "pleased": ("pleased", "pleasure", "delighted", "delight"),
     "amused": ("amused", "amusement", "playful"),
@@ -63,6 +63,11 @@ _FORMS: dict[str, tuple[str, ...]] = {
 _NEGATIONS = {"not", "no", "never", "without", "nor", "hardly", "barely", "isn't", "wasn't", "doesn't", "don't",
               "didn't", "aren't", "weren't", "cannot", "can't", "neither", "lack", "lacks"}  # fmt: skip
 _NEGATION_WINDOW = 3  # words before an emotion word in which a negation cancels it
+# Forms that are also ordinary words count only after one of these ("she seems content", not "the content").
+_NEEDS_CONTEXT = {
+    "content": {"seems", "seem", "seemed", "is", "are", "was", "were", "feel", "feels", "felt", "looks", "look",
+                "looked", "and", "quite", "very", "rather", "more", "less", "perfectly"},
+}
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 # The longest forms first, so that "let down" wins over a shorter overlapping form.
@@ -71,6 +76,7 @@ _PHRASES: list[tuple[tuple[str, ...], str]] = sorted(
     key=lambda item: -len(item[0]),
 )
 
+_SINGLE_FORMS = {phrase[0] for phrase, _ in _PHRASES if len(phrase) == 1}  # a list of emotions: "calm, content"
 EMOTION_LABELS: tuple[str, ...] = tuple(_FORMS)
 
 
@@ -86,6 +92,9 @@ def extract_emotions(text: str) -> list[str]:
     while i < len(words):
         for phrase, label in _PHRASES:
             if tuple(words[i : i + len(phrase)]) == phrase:
+                context = _NEEDS_CONTEXT.get(phrase[0]) if len(phrase) == 1 else None
+                if context is not None and (i == 0 or (words[i - 1] not in context and words[i - 1] not in _SINGLE_FORMS)):
+                    continue
                 negated = any(w in _NEGATIONS or w.endswith("n't") for w in words[max(0, i - _NEGATION_WINDOW) : i])
                 if not negated and label not in found:
                     found.append(label)

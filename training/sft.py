@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics.update(trainer.evaluate())
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
+    trainer.save_state()  # trainer_state.json: the whole loss history, for plots and reports
 
     save_final_model(trainer, processor, training_args.output_dir, merge_lora=script_args.merge_lora)
     if trainer.is_world_process_zero():

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
+from microemo.hub import CardInfo, model_card, save_model_folder
+
 from .loading import is_new_module_parameter
 
 
@@ -62,8 +64,11 @@ def save_final_model(trainer: MicroEmoSFTTrainer, processor, output_dir: str | o
         # The copies trained through `modules_to_save` are the modules now; they must train again if reloaded.
         model.freeze_pretrained_parts()
     if trainer.accelerator.is_main_process:
-        model.save_pretrained(output_dir, safe_serialization=True)
-        processor.save_pretrained(output_dir)
+        if hasattr(model, "peft_config"):  # the adapter: PEFT's own files, and the processor
+            model.save_pretrained(output_dir, safe_serialization=True)
+            processor.save_pretrained(output_dir)
+        else:  # one Hub-ready folder: weights, remote code, processor, the model's pipeline (the card follows)
+            save_model_folder(model, processor, output_dir, CardInfo(weights="trained"))
     trainer.accelerator.wait_for_everyone()
     return model
 
@@ -79,26 +84,18 @@ def write_model_card(
     metrics: dict[str, float],
     merged: bool,
 ) -> Path:
-    """A README.md for the saved model: what it was trained from, on what data and split, with which settings,
-    and the final metrics."""
-    lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: video-text-to-text",
-        "tags: [microemo, emotion-recognition, trl, sft, lora]",
-        "---",
-        "",
-        "# MicroEmo (fine-tuned)",
-        "",
-        "MicroEmo (time-sensitive multimodal emotion recognition, Zhang et al., MRAC '24), instruction-tuned with "
-        "TRL's SFTTrainer and LoRA by `training/sft.py`. Load it with "
-        "`AutoModel.from_pretrained(path, trust_remote_code=True)` and "
-        "`AutoProcessor.from_pretrained(path, trust_remote_code=True)`."
+    """The README.md of the saved model: the card of every model folder (``microemo.hub.model_card``), plus what
+    it was trained from, on what data and split, with which settings, and the final metrics."""
+    from transformers import AutoConfig
+
+    usage = (
+        "A plain MicroEmo checkpoint (LoRA merged): load it as below."
         if merged
         else "A PEFT adapter (LoRA on the LLM + the trained MicroEmo modules): "
-        f"`PeftModel.from_pretrained(AutoModel.from_pretrained('{base_model}', trust_remote_code=True), path)`.",
-        "",
-        "## Training data",
+        f"`PeftModel.from_pretrained(AutoModel.from_pretrained('{base_model}', trust_remote_code=True), path)`."
+    )
+    data = [
+        usage,
         "",
         f"- base model: `{base_model}`",
         f"- data: `{dataset}`",
@@ -106,13 +103,24 @@ def write_model_card(
         + (f", {counts['bad']} excluded (see bad_rows.jsonl of the prepared data)" if counts.get("bad") else ""),
     ]
     if split:
-        lines.append(f"- split: seed {split.get('seed')}, test fraction {split.get('test_fraction')}; "
-                     "the test names are in split.json of the prepared data")  # fmt: skip
-    lines += ["", "## Final metrics", ""]
-    lines += [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}" for key, value in sorted(metrics.items())]
-    lines += ["", "## Configuration", "", "```json", json.dumps(arguments, indent=2, sort_keys=True, default=str), "```", ""]
+        data.append(f"- split: seed {split.get('seed')}, test fraction {split.get('test_fraction')}; "
+                    "the test names are in split.json of the prepared data")  # fmt: skip
+    metric_lines = [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
+                    for key, value in sorted(metrics.items())]  # fmt: skip
+    details = {
+        "Training (TRL SFTTrainer, LoRA, `training/sft.py`)": "\n".join(data),
+        "Final metrics": "\n".join(metric_lines),
+        "Configuration": "```json\n" + json.dumps(arguments, indent=2, sort_keys=True, default=str) + "\n```",
+    }
+    base_models = [base_model] if base_model.count("/") == 1 and not Path(base_model).exists() else []
+    config = AutoConfig.from_pretrained(output_dir, trust_remote_code=True) if merged else None
     path = Path(output_dir) / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    if config is not None:
+        path.write_text(model_card(config, CardInfo(weights="trained", base_models=base_models, details=details)), encoding="utf-8")
+    else:
+        header = "---\nlibrary_name: peft\npipeline_tag: video-text-to-text\ntags: [microemo, emotion-recognition, lora]\n---\n\n"
+        body = "\n\n".join(f"## {heading}\n\n{text}" for heading, text in details.items())
+        path.write_text(header + "# MicroEmo adapter (trained)\n\n" + body + "\n", encoding="utf-8")
     return path
 
 

@@ -288,3 +288,21 @@ def test_video_parts_take_frames_or_a_decoded_video_and_an_audio_part_its_wavefo
     conversation = [{"role": "user", "content": [{"type": "video", "video": decoded, "utterances": []}]}]
     out = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True)
     assert out["pixel_values"].shape[:2] == (1, 4)
+
+
+def test_voice_activity_in_forked_workers_after_the_parent_used_it(face_video, tmp_path):
+    """silero-vad runs torch: a process forked from one that used torch's thread pool must not hang or crash."""
+    script = f"""
+        import datasets
+        from microemo.processing.audio_io import load_audio
+        from microemo.processing.vad import voice_activity
+        waveform = load_audio({str(face_video)!r})
+        first = len(voice_activity(waveform, 16000, "silero").spans)
+        rows = datasets.Dataset.from_dict({{"i": [0, 1, 2, 3]}})
+        out = rows.map(lambda row: {{"n": len(voice_activity(waveform, 16000, "silero").spans)}}, num_proc=2)
+        print(first, list(out["n"]))
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "2 [2, 2, 2, 2]"
