@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean browser
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 demo: $(BIN)/.installed
 	$(BIN)/microemo demo --output-dir runs/demo
 
-test: $(BIN)/.installed
+# The browser tests drive Debian's Chromium (selenium + chromedriver); installed here when missing and root.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "note: no chromium/chromedriver (apt-get install chromium chromium-driver); the browser tests will skip"
+
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

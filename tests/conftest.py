@@ -103,3 +103,29 @@ def build_batch(
 @pytest.fixture
 def make_batch() -> Callable[..., dict[str, torch.Tensor]]:
     return build_batch
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from Debian's packages, driven by selenium (`make test` installs them when it can).
+
+    Outside CI a machine without them skips the browser tests; in CI (CI=true) their absence is a failure.
+    """
+    import os
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Debian's chromium and chromium-driver for the browser tests (make test installs them)")
+        pytest.skip("no chromium / chromedriver: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(argument)
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    yield session
+    session.quit()
