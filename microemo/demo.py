@@ -36,7 +36,7 @@ microemo prepare-data emer --videos data/videos --descriptions data/EMER-Fine.cs
 accelerate launch --config_file training/accelerate/single-gpu.yaml training/sft.py \\
     --config training/configs/paper.yaml --output_dir runs/microemo
 # 4. Predict and score (the judge: any OpenAI-compatible endpoint; scores compare only under one judge):
-microemo predict data/videos --model runs/microemo --output predictions.jsonl
+microemo predict data/videos --model runs/microemo --names data/emer/test_references.csv --output predictions.jsonl
 microemo evaluate --predictions predictions.jsonl --references data/emer/test_references.csv --judge-model gpt-4o-mini
 """
 

@@ -44,6 +44,29 @@ def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return videos
 
 
+def read_names(path: str | os.PathLike) -> set[str]:
+    """Sample names from a CSV with a ``name`` column (e.g. prepared data's ``test_references.csv``), a JSON
+    ``split.json`` (its ``test`` list), or a text file with one name per line."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--names {path}: no such file")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        names = data.get("test") if isinstance(data, dict) else data
+        if not isinstance(names, list):
+            raise ValueError(f"--names {path}: expected a JSON list of names or an object with a 'test' list")
+        return {str(name) for name in names}
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "name" not in reader.fieldnames:
+            raise ValueError(f"--names {path}: a CSV needs a 'name' column, found {reader.fieldnames}")
+        return {row["name"] for row in reader}
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
 def match_subtitles(videos: Sequence[Path], subtitles: str | os.PathLike | None) -> dict[Path, Path | None]:
     """Each video's utterance file: ``subtitles`` itself for one video, or ``<folder>/<video stem>.srt|.vtt|.json``."""
     if subtitles is None:
@@ -143,9 +166,17 @@ class Predictor:
         subtitles: str | os.PathLike | None = None,
         output: str | os.PathLike | None = None,
         progress: bool = True,
+        names: Iterable[str] | None = None,
     ) -> list[dict]:
-        """Predict every video (files or folders); returns the rows, the ones already in ``output`` included."""
+        """Predict every video (files or folders; only those whose name is in ``names``, when given); returns the
+        rows, the ones already in ``output`` included."""
         paths = find_videos(videos)
+        if names is not None:
+            wanted = set(names)
+            paths = [path for path in paths if path.stem in wanted]
+            missing = sorted(wanted - {path.stem for path in paths})
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
         matched = match_subtitles(paths, subtitles)
         output = Path(output) if output is not None else None
         done = read_done(output) if output is not None else {}
@@ -251,7 +282,9 @@ def run_predict(args: argparse.Namespace) -> int:
         args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
     )  # fmt: skip
-    rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress)
+    names = read_names(args.names) if args.names else None
+    rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
+                         names=names)  # fmt: skip
     failed = [row for row in rows if row["error"]]
     print(f"{len(rows)} video(s): {len(rows) - len(failed)} explained, {len(failed)} failed; results in {args.output}")
     for row in failed:
@@ -270,6 +303,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", nargs="+", help="video files and/or folders of videos")
     parser.add_argument("--model", required=True, help="a model folder or Hub id (loaded with trust_remote_code)")
     parser.add_argument("--subtitles", help="an utterance file (.srt/.vtt/.json) for one video, or a folder of <name>.srt")
+    parser.add_argument("--names", help="only these samples: a CSV with a name column (test_references.csv), "
+                        "a split.json (its test list) or one name per line")
     parser.add_argument("--question", help="the question after the subtitle (default: the EMER question)")
     parser.add_argument("--batch-size", type=int, default=4, help="videos generated together (default 4)")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="longest explanation (default 256)")

@@ -114,3 +114,16 @@ def test_predict_from_python_in_one_call(model_dir, clips):
 
     rows = predict(clips / "noface_speech.mp4", model=model_dir, max_new_tokens=3)
     assert len(rows) == 1 and rows[0]["name"] == "noface_speech" and rows[0]["error"] is None
+
+
+def test_names_restrict_predict_to_a_split(model_dir, clips, tmp_path):
+    names = tmp_path / "test_references.csv"
+    names.write_text("name,openset\nnoface_speech,\"['neutral']\"\n")
+    output = tmp_path / "out.jsonl"
+    code = main(["predict", str(clips), "--model", str(model_dir), "--names", str(names), "--output", str(output),
+                 "--max-new-tokens", "2", "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert [json.loads(line)["name"] for line in output.read_text().splitlines()] == ["noface_speech"]
+    names.write_text("name\nnot_there\n")
+    with pytest.raises(FileNotFoundError, match=r"1 named sample\(s\) have no video among the inputs, e.g. \['not_there'\]"):
+        main(["--debug", "predict", str(clips), "--model", str(model_dir), "--names", str(names), "--output", str(output)])
