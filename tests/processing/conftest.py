@@ -9,7 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from microemo.presets import tiny_random_config
+from microemo.processing.processing_microemo import MicroEmoProcessor
+from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(scope="module")
+def config():
+    """The tiny random model's config (the processor's token counts and image size come from it)."""
+    return tiny_random_config()
+
+
+@pytest.fixture(scope="module")
+def processor(config):
+    """A processor for the tiny model, with the offline tiny tokenizers."""
+    return MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
 
 
 @pytest.fixture(scope="session")

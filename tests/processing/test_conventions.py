@@ -15,18 +15,6 @@ import torch
 from microemo.hub import CardInfo, save_model_folder
 from microemo.modeling_microemo import MicroEmoForConditionalGeneration
 from microemo.presets import tiny_random_config
-from microemo.processing.processing_microemo import MicroEmoProcessor
-from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
-
-
-@pytest.fixture(scope="module")
-def config():
-    return tiny_random_config()
-
-
-@pytest.fixture(scope="module")
-def processor(config):
-    return MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,6 @@ from microemo.processing.video_io import decode_video
 
 
 @pytest.fixture(scope="module")
-def config():
-    return tiny_random_config()
-
-
-@pytest.fixture(scope="module")
-def processor(config):
-    return MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
-
-
-@pytest.fixture(scope="module")
 def batch(processor, face_video, rotated_video, noface_video, assets):
     conversations = [
         processor.emer_conversation(video, utterances=utterances, answer=answer)
