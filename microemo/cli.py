@@ -12,7 +12,7 @@ import sys
 
 # Modules with a `register(subparsers: argparse._SubParsersAction) -> None` function.
 # Each registered parser sets `func=<callable(args) -> int>` with `set_defaults`.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("microemo.build", "microemo.hub", "microemo.predict", "microemo.demo", "microemo.processing.cli", "microemo.training.cli", "microemo.evaluation.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("microemo.build", "microemo.hub", "microemo.predict", "microemo.app", "microemo.demo", "microemo.processing.cli", "microemo.training.cli", "microemo.evaluation.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

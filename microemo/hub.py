@@ -97,6 +97,7 @@ def model_card(config, info: CardInfo, repo_id: str | None = None) -> str:
         'print(pipe("clip.mp4"))',
         "```",
         "",
+        f"A web page for it: `microemo app --model {name}`; add `--export-space DIR` to write a Hugging Face Space.", "",
         "Reading video files needs `pip install av`; finding faces needs",
         "`pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5'` (the last mediapipe whose wheel ships the",
         "face-mesh models); resampling audio arrays needs `scipy`. Without mediapipe, pass `landmarks` or",

@@ -1,0 +1,435 @@
+"""`microemo app`: a web page (Gradio) for a MicroEmo model, to run locally or as a Hugging Face Space.
+
+A video goes in (an upload, a webcam recording or one of the sample clips), with an optional subtitle file and
+question. Out come the explanation, streamed as the model writes it; the emotion labels pulled out of it; the
+picture of what the model was given (sampled frames, facial clue regions, utterances, audio clips: the same
+picture as ``microemo visualize``); and a table of what was found.
+
+The page calls the same API as ``microemo predict``: the model and processor come from
+:func:`microemo.predict.load_predictor`, each video goes through ``processor.prepare_sample``, the EMER
+conversation, the chat template and ``processor.collate``, generation is greedy, and the labels come from
+``processor.post_process_emotions``. Only the streaming is the page's own: ``model.generate`` runs in a thread
+and hands its tokens to a ``TextIteratorStreamer``.
+
+Requests go through Gradio's queue (``--concurrency`` at once, ``--queue-size`` waiting); the model is loaded
+once. Input the page cannot use (a corrupt file, no video stream, a clip over ``--max-seconds``, a bad subtitle
+file) gets a one-line message on the page; unexpected failures are logged with their traceback on the server
+and shown as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import importlib.metadata
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from microemo.predict import Predictor, load_predictor
+
+logger = logging.getLogger("microemo.app")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CLIPS = ROOT / "tests" / "assets"  # the repository's sample clips (absent from a wheel install)
+DEFAULT_MAX_SECONDS = 120.0
+CSS = ".microemo-error {border: 1px solid #d33; background: #fdecea; color: #8a1c1c; padding: 0.6em 0.9em; border-radius: 6px}"
+TITLE = "MicroEmo: what does this person feel, and what gives it away?"
+# System fonts only: the page makes no request outside its own server (offline machines, tests).
+FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
+# Distributions whose installed versions a Space's requirements.txt pins (the app's imports and their own).
+SPACE_REQUIREMENTS = (
+    "gradio", "torch", "transformers", "accelerate", "safetensors", "huggingface_hub", "numpy", "pillow", "pyyaml",
+    "tqdm", "av", "mediapipe", "protobuf", "scipy", "charset-normalizer", "matplotlib", "silero-vad",
+)  # fmt: skip
+# The parts of the installed `microemo` a Space needs (copied into it: microemo is not on a package index).
+SPACE_PACKAGES = ("microemo", "microemo.processing", "microemo.modeling_microemo")
+
+
+class InputError(ValueError):
+    """Input the page cannot use; the message is shown to the user as it is."""
+
+
+@dataclass
+class Answer:
+    """What the page shows for one video: each field is one output component."""
+
+    status: str = ""
+    explanation: str = ""
+    labels: str = ""
+    picture: str | None = None
+    found: list[list[str]] | None = None
+
+    def outputs(self) -> tuple:
+        return self.status, self.explanation, self.labels, self.picture, self.found or []
+
+
+def found_table(sample, audio: bool, notes: list[str]) -> list[list[str]]:
+    """Rows ``[what, found]``: the face on N of T frames, audio yes/no, each utterance with times and text."""
+    frames = int(sample.face_found.size)
+    rows = [["face", f"on {int(sample.face_found.sum())} of {frames} frames"], ["audio", "yes" if audio else "no"]]
+    for number, span in enumerate(sample.utterances, start=1):
+        text = f": {span.text}" if span.text else ""
+        rows.append([f"utterance {number}", f"{span.start:.2f}-{span.end:.2f} s{text}"])
+    if not sample.utterances:
+        rows.append(["utterances", "none"])
+    rows += [["note", note] for note in notes]
+    return rows
+
+
+class _StopWhenSet:
+    """A stopping criterion that ends generation once ``event`` is set (the page was closed mid-answer)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class EmotionPage:
+    """The page's work for one model: check and prepare a video, draw it, stream the explanation.
+
+    Args:
+        predictor: the loaded model and processor (:func:`microemo.predict.load_predictor`); its ``question``
+            and ``max_new_tokens`` are the page's defaults.
+        max_seconds: longest clip accepted.
+        picture_dir: where the pictures are written (default: a new temporary folder).
+    """
+
+    def __init__(self, predictor: Predictor, *, max_seconds: float = DEFAULT_MAX_SECONDS,
+                 picture_dir: str | Path | None = None) -> None:  # fmt: skip
+        if not max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
+        self.predictor, self.max_seconds = predictor, float(max_seconds)
+        self.picture_dir = Path(picture_dir or tempfile.mkdtemp(prefix="microemo-app-"))
+        self.picture_dir.mkdir(parents=True, exist_ok=True)
+        self._draw_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
+        self._count = 0
+
+    @property
+    def processor(self):
+        return self.predictor.processor
+
+    def prepare(self, video: str | Path, subtitles: str | Path | None = None):
+        """Check the clip (readable, a video stream, not too long) and prepare it as ``microemo predict`` does."""
+        from microemo.processing.video_io import probe_video
+
+        info = probe_video(video)
+        if info.duration > self.max_seconds:
+            raise InputError(f"{Path(video).name} is {info.duration:.1f} s long; this page takes clips up to "
+                             f"{self.max_seconds:g} s (microemo predict takes any length)")  # fmt: skip
+        return self.processor.prepare_sample(str(video), utterances=str(subtitles) if subtitles else None)
+
+    def draw(self, sample, name: str) -> Path:
+        """The picture of the sampled frames, clue regions and the utterance / audio timeline (PNG)."""
+        from microemo.processing.visualize import draw_sample
+
+        processor = self.processor
+        with self._draw_lock:
+            self._count += 1
+            output = self.picture_dir / f"{self._count:06d}-{Path(name).stem}.png"
+            return draw_sample(sample, output, region_names=list(processor.clue_regions), image_size=processor.image_size,
+                               patch_size=processor.patch_size, num_audio_clips=processor.num_audio_clips, title=name)  # fmt: skip
+
+    def stream(self, sample, question: str | None = None) -> tuple[dict, Iterator[str]]:
+        """Start explaining one prepared sample: returns what the inputs hold (``audio``: whether audio tokens were
+        given, ``notes``) and an iterator over the explanation so far, growing as tokens arrive.
+
+        The iterator's last item is the whole explanation, decoded from the generated ids as ``microemo predict``
+        decodes them; generation stops early when the iterator is closed (the page went away).
+        """
+        processor = self.processor
+        conversation = processor.emer_conversation(subtitle=sample.subtitle, question=question or self.predictor.question)
+        texts, _ = processor.render_conversations([conversation])
+        inputs = processor.collate([sample], texts, return_tensors="pt", return_metadata=True)
+        facts = {"audio": bool(inputs["audio_clip_mask"][0].any()), "notes": list(inputs["notes"][0])}
+        model_inputs = {k: v.to(self.predictor.model.device) for k, v in inputs.items() if k in processor.model_input_names}
+        return facts, self._generate(model_inputs)
+
+    def _generate(self, model_inputs: dict[str, torch.Tensor]) -> Iterator[str]:
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop, result = threading.Event(), {}
+
+        def generate() -> None:
+            try:
+                with torch.no_grad():
+                    result["ids"] = self.predictor.model.generate(
+                        **model_inputs, max_new_tokens=self.predictor.max_new_tokens, do_sample=False,
+                        streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                    )  # fmt: skip
+            except Exception as error:  # re-raised in the request's thread below
+                result["error"] = error
+                streamer.end()
+
+        thread = threading.Thread(target=generate, name="microemo-generate", daemon=True)
+        thread.start()
+        text = ""
+        try:
+            for piece in streamer:
+                text += piece
+                yield text
+        finally:
+            stop.set()
+            thread.join()
+        if "error" in result:
+            raise result["error"]
+        prompt_length = model_inputs["input_ids"].shape[1]
+        yield self.processor.decode(result["ids"][0, prompt_length:], skip_special_tokens=True).strip()
+
+    def explain(self, video: str | None, subtitles: str | None = None, question: str | None = None) -> Iterator[tuple]:
+        """The page's handler: yields the outputs (status, explanation, labels, picture, table) as they fill."""
+        if not video:
+            yield Answer(status=_error("Give a video: upload one, record one with the webcam or pick a sample clip.")).outputs()
+            return
+        name = Path(video).name
+        answer = Answer(status=f"Reading {html.escape(name)}: sampling frames, finding the face and the utterances ...")
+        yield answer.outputs()
+        try:
+            sample = self.prepare(video, subtitles)
+            answer.picture = str(self.draw(sample, name))
+            answer.status = "Writing the explanation ..."
+            yield answer.outputs()
+            facts, texts = self.stream(sample, question=(question or "").strip() or None)
+            answer.found = found_table(sample, facts["audio"], facts["notes"])
+            for text in texts:
+                answer.explanation = text
+                yield answer.outputs()
+            labels = self.processor.post_process_emotions(answer.explanation)
+            answer.labels = ", ".join(labels) if labels else "(no emotion word in the explanation)"
+            answer.status = f"Done: {html.escape(name)}."
+            yield answer.outputs()
+        except Exception as error:
+            answer.status = _error(_readable(error, {video: name, subtitles: Path(subtitles).name if subtitles else None}))
+            if not _is_input_error(error):
+                logger.exception("explaining %s failed", video)
+            yield answer.outputs()
+
+
+def _is_input_error(error: Exception) -> bool:
+    from microemo.processing.utterances import SpanError
+    from microemo.processing.video_io import MediaError
+
+    return isinstance(error, (InputError, MediaError, SpanError, FileNotFoundError, UnicodeError))
+
+
+def _readable(error: Exception, names: dict[str | None, str | None]) -> str:
+    """One line for the page: the upload's temporary path replaced by its file name, no traceback."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    for path, name in names.items():
+        if path and name:
+            message = message.replace(str(path), name)
+    if _is_input_error(error):
+        return f"Could not use this input. {message}"
+    return f"Something went wrong while explaining this video ({type(error).__name__}: {message})."
+
+
+def _error(message: str) -> str:
+    return f'<div class="microemo-error" role="alert"><strong>Error.</strong> {html.escape(message)}</div>'
+
+
+def sample_examples(folder: str | Path | None = None) -> list[list[Any]]:
+    """Example rows ``[video, subtitles or None, question]`` for the clips in ``folder`` (default: the samples)."""
+    folder = Path(folder) if folder is not None else SAMPLE_CLIPS
+    if not folder.is_dir():
+        return []
+    rows = []
+    for clip in sorted(folder.glob("*.mp4")):
+        subtitle = clip.with_suffix(".srt")
+        rows.append([str(clip), str(subtitle) if subtitle.is_file() else None, ""])
+    return rows
+
+
+def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, concurrency: int = 2,
+              queue_size: int = 16):  # fmt: skip
+    """The Gradio page (Blocks, queued) around ``page``."""
+    import gradio as gr
+
+    from microemo.processing.processing_microemo import DEFAULT_QUESTION
+
+    if concurrency < 1 or queue_size < 1:
+        raise ValueError(f"concurrency and queue_size must be >= 1, got {concurrency} and {queue_size}")
+    with gr.Blocks(title="MicroEmo", analytics_enabled=False) as app:
+        gr.Markdown(f"# {TITLE}\nUpload a short clip of a person speaking. MicroEmo looks at the face's clue regions "
+                    "on the sampled frames, listens to the voice and reads the utterances, then explains the emotions "
+                    f"it infers. Clips up to {page.max_seconds:g} s.")  # fmt: skip
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", sources=["upload", "webcam"], include_audio=True, elem_id="microemo-video")
+                subtitles = gr.File(label="Subtitles (optional: .srt, .vtt or .json; else found by voice activity)",
+                                    file_types=[".srt", ".vtt", ".json"], type="filepath", elem_id="microemo-subtitles")  # fmt: skip
+                question = gr.Textbox(label="Question (optional)", placeholder=DEFAULT_QUESTION, lines=2,
+                                      elem_id="microemo-question")  # fmt: skip
+                submit = gr.Button("Explain the emotions", variant="primary", elem_id="microemo-submit")
+                if examples:
+                    gr.Examples(examples=examples, inputs=[video, subtitles, question], label="Sample clips")
+            with gr.Column(scale=2):
+                status = gr.HTML(label="Status", elem_id="microemo-status")
+                explanation = gr.Textbox(label="Explanation", lines=6, interactive=False, elem_id="microemo-explanation")
+                labels = gr.Textbox(label="Emotion labels (words of the explanation)", interactive=False,
+                                    elem_id="microemo-labels")  # fmt: skip
+                found = gr.Dataframe(headers=["what", "found"], label="What was found", interactive=False,
+                                     wrap=True, elem_id="microemo-found")  # fmt: skip
+        picture = gr.Image(label="What the model was given: sampled frames, clue regions, utterances, audio clips",
+                           type="filepath", interactive=False, elem_id="microemo-picture")  # fmt: skip
+        submit.click(page.explain, inputs=[video, subtitles, question], outputs=[status, explanation, labels, picture, found],
+                     api_name="explain", concurrency_limit=concurrency)  # fmt: skip
+    app.queue(max_size=queue_size, default_concurrency_limit=concurrency)
+    return app
+
+
+def launch_options() -> dict[str, Any]:
+    """The keyword arguments of ``app.launch`` that the page needs (Gradio 6 takes the theme and CSS there)."""
+    import gradio as gr
+
+    theme = gr.themes.Default(font=list(FONTS), font_mono=["ui-monospace", "monospace"])
+    return {"theme": theme, "css": CSS, "ssr_mode": False}
+
+
+def load_app(model: str | Path, *, device: str | None = None, dtype: str = "auto", max_new_tokens: int = 256,
+             question: str | None = None, max_seconds: float = DEFAULT_MAX_SECONDS, examples: str | Path | None = None,
+             concurrency: int = 2, queue_size: int = 16):  # fmt: skip
+    """Load the model once (as ``microemo predict`` does) and build its page."""
+    predictor = load_predictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, question=question,
+                               batch_size=1, num_workers=0)  # fmt: skip
+    page = EmotionPage(predictor, max_seconds=max_seconds)
+    return build_app(page, examples=sample_examples(examples), concurrency=concurrency, queue_size=queue_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# A Space for the page
+
+_SPACE_APP = '''"""A Hugging Face Space for MicroEmo, written by `microemo app --export-space`."""
+
+from microemo.app import launch_options, load_app
+
+app = load_app({model!r}, max_new_tokens={max_new_tokens}, max_seconds={max_seconds!r}, examples="examples",
+               concurrency={concurrency})
+
+if __name__ == "__main__":
+    app.launch(server_name="0.0.0.0", **launch_options())
+'''
+
+_SPACE_README = """---
+title: MicroEmo
+emoji: 🎭
+colorFrom: indigo
+colorTo: pink
+sdk: gradio
+sdk_version: {gradio}
+python_version: "3.11"
+app_file: app.py
+pinned: false
+---
+
+# MicroEmo
+
+Explainable emotion recognition from video with the model [{model}]({model_url}): upload a clip, read what the
+model infers and why, and see the frames, facial clue regions and utterances it was given.
+
+Written by `microemo app --export-space`. `microemo/` is a copy of the MicroEmo package (the page and the
+processing code it draws with); `requirements.txt` pins the versions it was tested with (mediapipe 0.10.21
+needs numpy<2 and Python <= 3.12; Gradio 6 needs pillow<13).
+"""
+
+
+def export_space(directory: str | Path, model: str, *, examples: str | Path | None = None, max_new_tokens: int = 256,
+                 max_seconds: float = DEFAULT_MAX_SECONDS, concurrency: int = 2) -> Path:  # fmt: skip
+    """Write a Hugging Face Space for ``model`` (a Hub id, or a model folder, copied into the Space).
+
+    The folder holds ``app.py`` (this page), ``requirements.txt`` (this install's versions), ``README.md`` (the
+    Space's settings), ``examples/`` (the sample clips) and ``microemo/`` (a copy of the package, which is not
+    on a package index). Upload it with ``hf upload YOU/SPACE DIRECTORY --repo-type space``.
+    """
+    import importlib
+
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(f"{directory}: exists and is not an empty folder; give a new folder for the Space")
+    local = Path(model)
+    if local.exists() and not (local / "config.json").is_file():
+        raise FileNotFoundError(f"{model}: a folder without config.json is not a model folder (save one with build-model)")
+    directory.mkdir(parents=True, exist_ok=True)
+    model_ref, model_url = model, f"https://huggingface.co/{model}"
+    if local.exists():  # a local folder travels inside the Space
+        shutil.copytree(local, directory / "model")
+        model_ref, model_url = "model", "model"
+    for name in SPACE_PACKAGES:
+        source = Path(importlib.import_module(name).__file__).parent
+        target = directory.joinpath(*name.split("."))
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    clips = sample_examples(examples)
+    (directory / "examples").mkdir()
+    for row in clips:
+        for path in row[:2]:
+            if path:
+                shutil.copy(path, directory / "examples" / Path(path).name)
+    (directory / "app.py").write_text(_SPACE_APP.format(model=model_ref, max_new_tokens=max_new_tokens,
+                                                        max_seconds=max_seconds, concurrency=concurrency))  # fmt: skip
+    (directory / "requirements.txt").write_text(space_requirements())
+    (directory / "README.md").write_text(_SPACE_README.format(gradio=importlib.metadata.version("gradio"),
+                                                              model=model, model_url=model_url))  # fmt: skip
+    return directory
+
+
+def space_requirements() -> str:
+    """requirements.txt lines pinning this install's versions of what the Space imports."""
+    lines = []
+    for name in SPACE_REQUIREMENTS:
+        try:
+            lines.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(f"{name} is not installed; install microemo[app] before exporting a Space") from None
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def run_app(args: argparse.Namespace) -> int:
+    if args.export_space:
+        folder = export_space(args.export_space, args.model, examples=args.examples, max_new_tokens=args.max_new_tokens,
+                              max_seconds=args.max_seconds, concurrency=args.concurrency)  # fmt: skip
+        print(f"wrote a Space for {args.model} to {folder}; upload it with: hf upload YOU/SPACE {folder} --repo-type space")
+        return 0
+    app = load_app(args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens,
+                   question=args.question, max_seconds=args.max_seconds, examples=args.examples,
+                   concurrency=args.concurrency, queue_size=args.queue_size)  # fmt: skip
+    app.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, **launch_options())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "app",
+        help="a web page for a model: upload a video, read the explanation, see what the model saw",
+        description="Serve a Gradio page for a MicroEmo model (loaded once): a video (upload, webcam or a sample "
+        "clip), an optional subtitle file and question in; the streamed explanation, its emotion labels, the "
+        "picture of the sampled frames and clue regions, and what was found out. With --export-space, write a "
+        "Hugging Face Space (app.py, requirements.txt, README.md) for the model instead.",
+    )
+    parser.add_argument("--model", required=True, help="a model folder or Hub id (loaded with trust_remote_code)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--question", help="the question after the subtitle (default: the EMER question)")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest explanation (default 256)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help=f"longest clip accepted (default {DEFAULT_MAX_SECONDS:g})")  # fmt: skip
+    parser.add_argument("--max-file-size", default="200mb", help="largest upload (default 200mb)")
+    parser.add_argument("--concurrency", type=int, default=2, help="requests worked on at once (default 2)")
+    parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait (default 16)")
+    parser.add_argument("--examples", type=Path, help="a folder of .mp4 clips (and .srt) offered as examples")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--export-space", type=Path, metavar="DIR", help="write a Hugging Face Space for --model to DIR")
+    parser.set_defaults(func=run_app)
