@@ -443,6 +443,47 @@ def main() -> None:
     print(render_markdown(result))
 
 
+def run(quick: bool):
+    """The harness's VAD section: in full mode a fresh run on fewer clips (for the compute per audio second and a
+    quality check); the recorded 30-clip table (bench_vad.md) in both modes."""
+    import subprocess
+    import sys
+
+    from benchmarks.harness import Ratio, Section, Table
+
+    recorded = json.loads((HERE / "bench_vad.json").read_text())
+    fresh = None
+    if not quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, str(Path(__file__)), "--clips", "8", "--output-dir", tmp], check=True,
+                           capture_output=True)  # fmt: skip
+            fresh = json.loads((Path(tmp) / "bench_vad.json").read_text())
+    section = Section(
+        name="vad", title="Voice activity detection (utterance spans when there are no subtitles)",
+        command="python -m benchmarks --only vad (fresh 8-clip run); python benchmarks/bench_vad.py (30 clips)",
+        data={"recorded": {k: recorded[k] for k in ("date", "clips", "timing", "results")}, "fresh": fresh},
+    )  # fmt: skip
+    rows = []
+    for label, result in (("recorded, " + recorded["date"][:10] + f", {recorded['clips']} clips", recorded),
+                          *((("this run, 8 clips", fresh),) if fresh else ())):
+        for det, timing in result["timing"].items():
+            table = result["results"][det]
+            f1 = table.get("clean", {}).get("utterance_f1")
+            rows.append([label, det, f"{timing['median_s_per_audio_s'] * 1e3:.2f} ms",
+                         f"{1 / timing['median_s_per_audio_s']:.0f}x real time", "-" if f1 is None else f"{f1:.2f}"])  # fmt: skip
+    section.tables.append(Table("Compute per second of audio (median over clips)",
+                                ["run", "detector", "per audio second", "speed", "clean F1"], rows,
+                                note="Quality per noise and SNR: benchmarks/bench_vad.md."))  # fmt: skip
+    silero = (fresh or recorded)["timing"]["silero"]["median_s_per_audio_s"]
+    section.ratios.append(Ratio(
+        "silero-vad compute per audio second (informative)", silero, "none", None,
+        f"silero-vad runs at {1 / silero:.0f}x real time on one thread, a small share of preparing a video "
+        "(see the processing section's voice-activity row).",
+    ))  # fmt: skip
+    section.summary = f"silero-vad {1 / silero:.0f}x real time" + ("" if fresh else " (recorded run)") + "."
+    return section
+
+
 def is_default(defaults: dict, det: str, row: dict) -> bool:
     """Whether a sweep row holds the library defaults recorded in ``defaults``."""
     same = all(row[name] == value for name, value in defaults["options"].items())

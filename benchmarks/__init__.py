@@ -1,0 +1,1 @@
+"""MicroEmo's benchmarks: one harness (``python -m benchmarks``) over the scripts of this folder."""
