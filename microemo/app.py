@@ -177,7 +177,7 @@ class EmotionPage:
         try:
             for piece in streamer:
                 text += piece
-                yield text
+                yield text.lstrip()
         finally:
             stop.set()
             thread.join()
@@ -215,11 +215,13 @@ class EmotionPage:
             yield answer.outputs()
 
 
-def _is_input_error(error: Exception) -> bool:
-    from microemo.processing.utterances import SpanError
-    from microemo.processing.video_io import MediaError
+# Errors that mean "this input cannot be used". Matched by class name along the MRO: a processor loaded with
+# remote code raises the classes of its own copies of the processing files, not those of microemo.processing.
+INPUT_ERRORS = frozenset({"InputError", "MediaError", "SpanError", "FileNotFoundError", "UnicodeError"})
 
-    return isinstance(error, (InputError, MediaError, SpanError, FileNotFoundError, UnicodeError))
+
+def _is_input_error(error: Exception) -> bool:
+    return any(cls.__name__ in INPUT_ERRORS for cls in type(error).__mro__)
 
 
 def _readable(error: Exception, names: dict[str | None, str | None]) -> str:
@@ -249,6 +251,10 @@ def sample_examples(folder: str | Path | None = None) -> list[list[Any]]:
     return rows
 
 
+def _example_label(row: list[Any]) -> str:
+    return Path(row[0]).name + (f" + {Path(row[1]).name}" if row[1] else "")
+
+
 def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, concurrency: int = 2,
               queue_size: int = 16):  # fmt: skip
     """The Gradio page (Blocks, queued) around ``page``."""
@@ -264,23 +270,26 @@ def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, con
                     f"it infers. Clips up to {page.max_seconds:g} s.")  # fmt: skip
         with gr.Row():
             with gr.Column(scale=1):
-                video = gr.Video(label="Video", sources=["upload", "webcam"], include_audio=True, elem_id="microemo-video")
+                video = gr.Video(label="Video", sources=["upload", "webcam"], include_audio=True,
+                                 elem_id="microemo-video")  # fmt: skip
                 subtitles = gr.File(label="Subtitles (optional: .srt, .vtt or .json; else found by voice activity)",
-                                    file_types=[".srt", ".vtt", ".json"], type="filepath", elem_id="microemo-subtitles")  # fmt: skip
+                                    file_types=[".srt", ".vtt", ".json"], type="filepath", height=130,
+                                    elem_id="microemo-subtitles")  # fmt: skip
                 question = gr.Textbox(label="Question (optional)", placeholder=DEFAULT_QUESTION, lines=2,
                                       elem_id="microemo-question")  # fmt: skip
                 submit = gr.Button("Explain the emotions", variant="primary", elem_id="microemo-submit")
-                if examples:
-                    gr.Examples(examples=examples, inputs=[video, subtitles, question], label="Sample clips")
             with gr.Column(scale=2):
                 status = gr.HTML(label="Status", elem_id="microemo-status")
-                explanation = gr.Textbox(label="Explanation", lines=6, interactive=False, elem_id="microemo-explanation")
+                explanation = gr.Textbox(label="Explanation", lines=5, interactive=False, elem_id="microemo-explanation")
                 labels = gr.Textbox(label="Emotion labels (words of the explanation)", interactive=False,
                                     elem_id="microemo-labels")  # fmt: skip
                 found = gr.Dataframe(headers=["what", "found"], label="What was found", interactive=False,
                                      wrap=True, elem_id="microemo-found")  # fmt: skip
         picture = gr.Image(label="What the model was given: sampled frames, clue regions, utterances, audio clips",
                            type="filepath", interactive=False, elem_id="microemo-picture")  # fmt: skip
+        if examples:
+            gr.Examples(examples=examples, inputs=[video, subtitles, question], label="Sample clips",
+                        example_labels=[_example_label(row) for row in examples])  # fmt: skip
         submit.click(page.explain, inputs=[video, subtitles, question], outputs=[status, explanation, labels, picture, found],
                      api_name="explain", concurrency_limit=concurrency)  # fmt: skip
     app.queue(max_size=queue_size, default_concurrency_limit=concurrency)
