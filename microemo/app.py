@@ -27,11 +27,13 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria
 
 from microemo.predict import Predictor, load_predictor
 
@@ -64,7 +66,7 @@ class Answer:
     status: str = ""
     explanation: str = ""
     labels: str = ""
-    picture: str | None = None
+    picture: Any = None  # a PIL image
     found: list[list[str]] | None = None
 
     def outputs(self) -> tuple:
@@ -84,7 +86,7 @@ def found_table(sample, audio: bool, notes: list[str]) -> list[list[str]]:
     return rows
 
 
-class _StopWhenSet:
+class _StopWhenSet(StoppingCriteria):
     """A stopping criterion that ends generation once ``event`` is set (the page was closed mid-answer)."""
 
     def __init__(self, event: threading.Event) -> None:
@@ -101,18 +103,13 @@ class EmotionPage:
         predictor: the loaded model and processor (:func:`microemo.predict.load_predictor`); its ``question``
             and ``max_new_tokens`` are the page's defaults.
         max_seconds: longest clip accepted.
-        picture_dir: where the pictures are written (default: a new temporary folder).
     """
 
-    def __init__(self, predictor: Predictor, *, max_seconds: float = DEFAULT_MAX_SECONDS,
-                 picture_dir: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(self, predictor: Predictor, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
         if not max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
         self.predictor, self.max_seconds = predictor, float(max_seconds)
-        self.picture_dir = Path(picture_dir or tempfile.mkdtemp(prefix="microemo-app-"))
-        self.picture_dir.mkdir(parents=True, exist_ok=True)
         self._draw_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
-        self._count = 0
 
     @property
     def processor(self):
@@ -128,16 +125,20 @@ class EmotionPage:
                              f"{self.max_seconds:g} s (microemo predict takes any length)")  # fmt: skip
         return self.processor.prepare_sample(str(video), utterances=str(subtitles) if subtitles else None)
 
-    def draw(self, sample, name: str) -> Path:
-        """The picture of the sampled frames, clue regions and the utterance / audio timeline (PNG)."""
+    def draw(self, sample, name: str):
+        """The picture of the sampled frames, clue regions and the utterance / audio timeline (a PIL image; Gradio
+        keeps its own copy, which ``delete_cache`` removes)."""
+        from PIL import Image
+
         from microemo.processing.visualize import draw_sample
 
         processor = self.processor
-        with self._draw_lock:
-            self._count += 1
-            output = self.picture_dir / f"{self._count:06d}-{Path(name).stem}.png"
-            return draw_sample(sample, output, region_names=list(processor.clue_regions), image_size=processor.image_size,
-                               patch_size=processor.patch_size, num_audio_clips=processor.num_audio_clips, title=name)  # fmt: skip
+        with self._draw_lock, tempfile.TemporaryDirectory(prefix="microemo-app-") as folder:
+            path = draw_sample(sample, Path(folder) / f"{Path(name).stem}.png", region_names=list(processor.clue_regions),
+                               image_size=processor.image_size, patch_size=processor.patch_size,
+                               num_audio_clips=processor.num_audio_clips, title=name)  # fmt: skip
+            with Image.open(path) as image:
+                return image.convert("RGB")  # read before the folder goes
 
     def stream(self, sample, question: str | None = None) -> tuple[dict, Iterator[str]]:
         """Start explaining one prepared sample: returns what the inputs hold (``audio``: whether audio tokens were
@@ -196,14 +197,15 @@ class EmotionPage:
         yield answer.outputs()
         try:
             sample = self.prepare(video, subtitles)
-            answer.picture = str(self.draw(sample, name))
+            answer.picture = self.draw(sample, name)
             answer.status = "Writing the explanation ..."
             yield answer.outputs()
             facts, texts = self.stream(sample, question=(question or "").strip() or None)
             answer.found = found_table(sample, facts["audio"], facts["notes"])
-            for text in texts:
-                answer.explanation = text
-                yield answer.outputs()
+            with closing(texts):  # closed early (the page went away): generation stops
+                for text in texts:
+                    answer.explanation = text
+                    yield answer.outputs()
             labels = self.processor.post_process_emotions(answer.explanation)
             answer.labels = ", ".join(labels) if labels else "(no emotion word in the explanation)"
             answer.status = f"Done: {html.escape(name)}."
@@ -264,7 +266,8 @@ def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, con
 
     if concurrency < 1 or queue_size < 1:
         raise ValueError(f"concurrency and queue_size must be >= 1, got {concurrency} and {queue_size}")
-    with gr.Blocks(title="MicroEmo", analytics_enabled=False) as app:
+    # Gradio's copies of the uploads and pictures: files older than 2 hours are removed every hour.
+    with gr.Blocks(title="MicroEmo", analytics_enabled=False, delete_cache=(3600, 7200)) as app:
         gr.Markdown(f"# {TITLE}\nUpload a short clip of a person speaking. MicroEmo looks at the face's clue regions "
                     "on the sampled frames, listens to the voice and reads the utterances, then explains the emotions "
                     f"it infers. Clips up to {page.max_seconds:g} s.")  # fmt: skip
@@ -286,7 +289,7 @@ def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, con
                 found = gr.Dataframe(headers=["what", "found"], label="What was found", interactive=False,
                                      wrap=True, elem_id="microemo-found")  # fmt: skip
         picture = gr.Image(label="What the model was given: sampled frames, clue regions, utterances, audio clips",
-                           type="filepath", interactive=False, elem_id="microemo-picture")  # fmt: skip
+                           type="pil", format="png", interactive=False, elem_id="microemo-picture")  # fmt: skip
         if examples:
             gr.Examples(examples=examples, inputs=[video, subtitles, question], label="Sample clips",
                         example_labels=[_example_label(row) for row in examples])  # fmt: skip

@@ -176,7 +176,6 @@ def test_the_page_explains_an_uploaded_clip_with_its_picture_labels_and_findings
     _wait(browser, lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", picture), 30,
           "the picture loaded")  # fmt: skip
     assert picture.size["width"] > 300 and picture.size["height"] > 100
-    assert picture.get_attribute("src").endswith("face_speech.png")
     table = browser.find_element("id", "microemo-found").text
     assert "on 8 of 8 frames" in table and "utterance 2" in table
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
