@@ -311,6 +311,8 @@ def load_app(model: str | Path, *, device: str | None = None, dtype: str = "auto
              question: str | None = None, max_seconds: float = DEFAULT_MAX_SECONDS, examples: str | Path | None = None,
              concurrency: int = 2, queue_size: int = 16):  # fmt: skip
     """Load the model once (as ``microemo predict`` does) and build its page."""
+    if str(model).startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"--model {model}: no such model folder (give a folder from build-model or a Hub id)")
     predictor = load_predictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, question=question,
                                batch_size=1, num_workers=0)  # fmt: skip
     page = EmotionPage(predictor, max_seconds=max_seconds)
