@@ -4,6 +4,7 @@
   loaded VAD model, memoised file digests). It is emptied in a forked child and pickles as an empty
   cache, so a processor that refers to one can be pickled and hashed (``datasets.map`` fingerprints
   it) identically in every process.
+- A forked child runs torch on one thread (see ``_forget_in_child``).
 - :func:`get_logger`: loggers under the ``microemo`` name whose records also obey transformers'
   verbosity (``transformers.logging.set_verbosity_error()`` silences them).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import weakref
 
 _CACHES: weakref.WeakSet = weakref.WeakSet()
@@ -44,6 +46,12 @@ def _forget_in_child() -> None:
     for cache in list(_CACHES):
         cache.orphans.extend(cache.values())
         dict.clear(cache)
+    # torch's OpenMP thread pool does not survive a fork: the first parallel op in a child of a process that had
+    # used it hangs or crashes (a datasets.map worker resizing frames or running silero-vad). One thread, as
+    # torch's own DataLoader workers do; the parallelism of such children is across processes.
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 if hasattr(os, "register_at_fork"):

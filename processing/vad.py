@@ -27,7 +27,6 @@ probabilities. Defaults were chosen on the benchmark's tuning set (``benchmarks/
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import threading
 import warnings
@@ -173,19 +172,6 @@ def _silero_model():
         return model
 
 
-@contextlib.contextmanager
-def _one_thread(torch):
-    """Run torch on one thread for the model's small matrices. This also makes it safe in a process forked from
-    one that had used torch's thread pool (a ``datasets.map`` worker): OpenMP's pool does not survive a fork, and a
-    parallel region there hangs or crashes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _silero_scores(waveform: np.ndarray, sampling_rate: int) -> FrameScores:
     import torch
 
@@ -196,7 +182,7 @@ def _silero_scores(waveform: np.ndarray, sampling_rate: int) -> FrameScores:
     model = _silero_model()
     if waveform.size < chunk:  # shorter than one probability: no speech to find
         return FrameScores(np.zeros(0), chunk / sampling_rate, chunk / sampling_rate, "silero", np.zeros(0))
-    with _SILERO_LOCK, torch.inference_mode(), _one_thread(torch):
+    with _SILERO_LOCK, torch.inference_mode():
         # audio_forward pads the tail to a whole chunk and resets the recurrent state first.
         probs = model.audio_forward(torch.from_numpy(np.ascontiguousarray(waveform))[None], sampling_rate)
     probs = probs[0].float().numpy().astype(np.float64)

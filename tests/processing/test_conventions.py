@@ -278,19 +278,26 @@ def test_video_parts_take_frames_or_a_decoded_video_and_an_audio_part_its_wavefo
     assert out["pixel_values"].shape[:2] == (1, 4)
 
 
-def test_voice_activity_in_forked_workers_after_the_parent_used_it(face_video, tmp_path):
-    """silero-vad runs torch: a process forked from one that used torch's thread pool must not hang or crash."""
+def test_torch_work_in_forked_workers_after_the_parent_used_torchs_threads(face_video, tmp_path):
+    """silero-vad and the frame resize run torch: in a datasets.map worker forked from a process that had used torch's
+    thread pool they hung or crashed (OpenMP does not survive a fork); forked children now run torch on one thread."""
     script = f"""
         import datasets
+        import numpy as np
         from microemo.processing.audio_io import load_audio
+        from microemo.processing.processing_microemo import default_image_processor
         from microemo.processing.vad import voice_activity
         waveform = load_audio({str(face_video)!r})
-        first = len(voice_activity(waveform, 16000, "silero").spans)
-        rows = datasets.Dataset.from_dict({{"i": [0, 1, 2, 3]}})
-        out = rows.map(lambda row: {{"n": len(voice_activity(waveform, 16000, "silero").spans)}}, num_proc=2)
-        print(first, list(out["n"]))
+        resize = default_image_processor(224)
+        frames = [np.full((360, 480, 3), 100, np.uint8)] * 8
+        first = len(voice_activity(waveform, 16000, "silero").spans), resize(frames, return_tensors="np")["pixel_values"].shape[0]
+        def work(row):
+            return {{"spans": len(voice_activity(waveform, 16000, "silero").spans),
+                     "frames": resize(frames, return_tensors="np")["pixel_values"].shape[0]}}
+        out = datasets.Dataset.from_dict({{"i": [0, 1, 2, 3]}}).map(work, num_proc=2)
+        print(first, list(out["spans"]), list(out["frames"]))
     """
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "2 [2, 2, 2, 2]"
+    assert result.stdout.strip().splitlines()[-1] == "(2, 8) [2, 2, 2, 2] [8, 8, 8, 8]"
