@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test lint clean browser bench
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ browser:
 test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Every benchmark, one report: BENCHMARKS.md and benchmarks/results.json (about 25 minutes on 2 cores).
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) runs

@@ -200,17 +200,13 @@ def bare_pyav_audio(path: Path, rate: int = 16_000) -> np.ndarray:
     return np.concatenate(chunks, axis=1)[0]
 
 
-def bare_mediapipe(frames: np.ndarray) -> int:
-    """The floor for landmarks: mediapipe's face mesh called directly, in this process, with the settings our
-    legacy backend uses; returns the number of frames with a face."""
+def bare_mediapipe():
+    """The floor for landmarks: mediapipe's face mesh, created once, called directly in this process with the
+    settings our legacy backend uses."""
     from microemo.processing.face_mesh import _import_mediapipe
 
-    mesh = _import_mediapipe().solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
+    return _import_mediapipe().solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
                                                            refine_landmarks=True, min_detection_confidence=0.5)  # fmt: skip
-    try:
-        return sum(mesh.process(np.ascontiguousarray(frame)).multi_face_landmarks is not None for frame in frames)
-    finally:
-        mesh.close()
 
 
 def _timing(function, repeats: int, warmup: int = 1):
@@ -243,8 +239,11 @@ def measure_stages(seconds: float, frames: int, repeats: int) -> dict:
             "decode (decode_video)": _timing(lambda: decode_video(video, frames), repeats),
             "decode floor (bare PyAV seek + convert)": _timing(lambda: bare_pyav_frames(video, decoded.timestamps), repeats),
             "face mesh (processor's worker process)": _timing(lambda: detect_landmarks(sampled, shared_worker()), repeats),
-            "face mesh floor (bare MediaPipe, in process)": _timing(lambda: bare_mediapipe(sampled), repeats),
         }
+        mesh = bare_mediapipe()
+        stages["face mesh floor (bare MediaPipe, in process)"] = _timing(
+            lambda: [mesh.process(np.ascontiguousarray(frame)) for frame in sampled], repeats)  # fmt: skip
+        mesh.close()
         landmarks, found = detect_landmarks(sampled, shared_worker())
         stages["clue masks (rasterize_clue_masks)"] = _timing(lambda: rasterize_clue_masks(
             np.nan_to_num(landmarks), found, processor.image_size, processor.patch_size, processor.clue_regions,
@@ -287,6 +286,7 @@ def measure_datasets_map(count: int, repeats: int) -> dict:
         tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer()
     )
     runs: dict[str, list[float]] = {"one process": [], "two processes": [], "second pass (cached)": []}
+    recomputed: list[bool] = []
     with tempfile.TemporaryDirectory() as tmp:
         rows_file = Path(tmp) / "rows.jsonl"
         rows_file.write_text("".join(json.dumps({"name": f"clip{i:03d}", "video": str(SAMPLE), "answer": "calm"}) + "\n"
@@ -298,14 +298,19 @@ def measure_datasets_map(count: int, repeats: int) -> dict:
                 start = time.perf_counter()
                 prepare_dataset(rows, processor, out_dir, num_proc=procs)
                 runs[label].append(time.perf_counter() - start)
+            first = Path(tmp) / f"1-{repeat}"
+            before = len(list(first.rglob("cache-*.arrow")))
             start = time.perf_counter()
-            prepare_dataset(rows, processor, Path(tmp) / f"1-{repeat}", num_proc=1)
+            prepare_dataset(rows, processor, first, num_proc=1)
             runs["second pass (cached)"].append(time.perf_counter() - start)
+            # A map served from the cache writes no new cache file.
+            recomputed.append(len(list(first.rglob("cache-*.arrow"))) > before)
     medians = {label: statistics.median(values) for label, values in runs.items()}
     return {
         "rows": count, "runs_s": runs, "median_s": medians,
         "two_over_one": medians["one process"] / medians["two processes"],
         "cached_speedup": medians["one process"] / medians["second pass (cached)"],
+        "second_pass_recomputed": any(recomputed),
     }  # fmt: skip
 
 
@@ -377,6 +382,11 @@ def run(quick: bool):
     section.ratios.append(Ratio(
         "second pass over a prepared dataset (datasets cache) / first pass", cached, ">= 50x", cached >= 50,
         (f"Met: {cached:.0f}x; the second pass reads the map results back from the cache." if cached >= 50 else
+         f"Not met ({cached:.1f}x): the second pass is not served from the cache. prepare_dataset rewrites "
+         "rows.jsonl on every run, so the file's new modification time gives the JSON dataset a new fingerprint "
+         "and datasets.map recomputes every row (a new cache-*.arrow file appears). Closing it: write rows.jsonl "
+         "only when its content changed (training/data.py), after which the second pass pays only loading and "
+         "saving." if mapped["second_pass_recomputed"] else
          f"Not met ({cached:.1f}x): the second pass still pays the fixed cost of loading the JSON rows and "
          "writing the DatasetDict, split and references again, which dominates when preparation itself takes "
          f"{m['one process']:.1f} s for {mapped['rows']} rows; with real-size datasets (thousands of videos) the ratio "

@@ -162,7 +162,9 @@ class Ratio:
     sentence: str
 
     def verdict(self) -> str:
-        return {True: "met", False: "not met", None: "not measured"}[self.met]
+        if self.met is None:
+            return "informative" if self.target.startswith("none") else "not measured"
+        return "met" if self.met else "not met"
 
 
 @dataclass
