@@ -147,12 +147,8 @@ class EmotionPage:
         The iterator's last item is the whole explanation, decoded from the generated ids as ``microemo predict``
         decodes them; generation stops early when the iterator is closed (the page went away).
         """
-        processor = self.processor
-        conversation = processor.emer_conversation(subtitle=sample.subtitle, question=question or self.predictor.question)
-        texts, _ = processor.render_conversations([conversation])
-        inputs = processor.collate([sample], texts, return_tensors="pt", return_metadata=True)
+        inputs, model_inputs = self.predictor.inputs([sample], question)  # exactly as microemo predict builds them
         facts = {"audio": bool(inputs["audio_clip_mask"][0].any()), "notes": list(inputs["notes"][0])}
-        model_inputs = {k: v.to(self.predictor.model.device) for k, v in inputs.items() if k in processor.model_input_names}
         return facts, self._generate(model_inputs)
 
     def _generate(self, model_inputs: dict[str, torch.Tensor]) -> Iterator[str]:

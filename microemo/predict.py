@@ -201,11 +201,7 @@ class Predictor:
         good = [item for item in batch if "error" not in item]
         if not good:
             return failed
-        samples = [item["sample"] for item in good]
-        conversations = [self.processor.emer_conversation(subtitle=s.subtitle, question=self.question) for s in samples]
-        texts, _ = self.processor.render_conversations(conversations)
-        inputs = self.processor.collate(samples, texts, return_tensors="pt", return_metadata=True)
-        model_inputs = {k: v.to(self.model.device) for k, v in inputs.items() if k in self.processor.model_input_names}
+        inputs, model_inputs = self.inputs([item["sample"] for item in good])
         start = time.perf_counter()
         with torch.no_grad():
             generated = self.model.generate(**model_inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
@@ -225,6 +221,16 @@ class Predictor:
                 seconds={"prepare": round(item["prepare_seconds"], 3), "generate": round(seconds, 3)},
             ))  # fmt: skip
         return failed + rows
+
+    def inputs(self, samples: Sequence, question: str | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
+        """The batch of prepared samples under the EMER prompt (with ``question``, else the predictor's): the whole
+        :class:`BatchFeature` (metadata included) and the model's inputs on the model's device."""
+        question = question or self.question
+        conversations = [self.processor.emer_conversation(subtitle=s.subtitle, question=question) for s in samples]
+        texts, _ = self.processor.render_conversations(conversations)
+        batch = self.processor.collate(list(samples), texts, return_tensors="pt", return_metadata=True)
+        names = self.processor.model_input_names
+        return batch, {k: v.to(self.model.device) for k, v in batch.items() if k in names}
 
     def _labels(self, explanations: list[str]) -> tuple[list[list[str]], str, list[str | None]]:
         if self.judge is None:
