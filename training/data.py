@@ -499,7 +499,11 @@ def prepare_dataset(
 
     # Through a JSONL file so that `datasets` keeps the map results in its cache (keyed by file and function).
     rows_file = output_dir / "rows.jsonl"
-    _write_jsonl(rows_file, rows.rows)
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.rows)
+    # Rewritten only when the rows change: `datasets` keys its cache on the file's modification time too, so
+    # an identical rewrite would throw away every prepared row.
+    if not rows_file.is_file() or rows_file.read_text(encoding="utf-8") != text:
+        _write_jsonl(rows_file, rows.rows)
     source_features = Features({
         "name": Value("string"), "video": Value("string"), "answer": Value("string"), "subtitle": Value("string"),
         "question": Value("string"), "utterances": Value("string"), "openset": List(Value("string")),

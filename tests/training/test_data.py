@@ -245,3 +245,14 @@ def test_a_table_without_its_columns_is_refused(emer_folder, tmp_path):
     table = write_csv(tmp_path / "wrong.csv", ["id", "text"], [["a", "b"]])
     with pytest.raises(DataError, match=r"wrong.csv: missing column\(s\) \['name', 'english'\]"):
         emer_rows(emer_folder / "videos", descriptions=table)
+
+
+def test_a_second_preparation_reads_the_datasets_cache(emer_folder, processor, tmp_path):
+    """The same rows and processor: the second run reuses the map results instead of preparing every video again."""
+    rows = emer_rows(emer_folder / "videos", descriptions=emer_folder / "descriptions.csv")
+    output = tmp_path / "prepared"
+    prepare_dataset(rows, processor, output, test_fraction=0.25, seed=4, num_proc=1)
+    caches = sorted(p.name for p in (output / "cache").rglob("cache-*.arrow"))
+    assert caches
+    prepare_dataset(rows, processor, output, test_fraction=0.25, seed=4, num_proc=1)
+    assert sorted(p.name for p in (output / "cache").rglob("cache-*.arrow")) == caches
