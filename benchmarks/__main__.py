@@ -1,8 +1,8 @@
 """Run every benchmark and write BENCHMARKS.md plus one JSON file.
 
-    python -m benchmarks                 # full run (about 25 minutes on 2 CPU cores): BENCHMARKS.md, benchmarks/results.json
+    python -m benchmarks                 # full run (about 16 minutes on 2 CPU cores): BENCHMARKS.md, benchmarks/results.json
     python -m benchmarks --quick         # a few minutes; writes to runs/benchmarks-quick/ unless --output-dir is given
-    python -m benchmarks --only ablations processing
+    python -m benchmarks --only ablations processing   # re-run these sections; the others keep their results
 
 Each section runs in a fresh Python process (its memory, threads and worker processes do not leak into the
 next); a section that fails is reported as failed with its error, and the others still run.
@@ -91,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - started,
         "sections": sections,
     }
+    if args.only and results.is_file():
+        # --only updates those sections of the recorded run; the others, and the run's header, stay as recorded.
+        earlier = json.loads(results.read_text())
+        fresh = {section["name"]: section for section in sections}
+        known = [section["name"] for section in earlier.get("sections", [])]
+        merged = [fresh.pop(section["name"], section) for section in earlier.get("sections", [])]
+        merged += [fresh[name] for name in names if name in fresh and name not in known]
+        update = {"sections": list(args.only), "date": report["machine"]["date"], "commit": report["machine"]["commit"],
+                  "mode": report["mode"]}  # fmt: skip
+        report = {**earlier, "sections": merged, "updates": [*earlier.get("updates", []), update]}
     results.write_text(json.dumps(report, indent=2, default=str) + "\n")
     markdown.write_text(render(report, results_path=results))
     print(f"[benchmarks] wrote {markdown} and {results} in {report['seconds'] / 60:.1f} min")

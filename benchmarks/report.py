@@ -37,9 +37,11 @@ def render(report: dict[str, Any], results_path: Path) -> str:
         f"- Machine: {m['cpu']}, {m['cpu_count']} CPUs (shared with other jobs while measuring), "
         f"{m['memory_gib']} GiB RAM, GPU: {m['gpu'] or 'none'}; {m['platform']}; commit {m['commit']}.",
         f"- Versions: {versions}.",
+        *[f"- Re-run later: {', '.join(u['sections'])} ({u['mode']} mode) on {u['date']}, commit {u['commit']}."
+          for u in report.get("updates", [])],
         "- Times are medians over repeats with their range (or IQR); variants that are compared were run "
         "interleaved in the same process so that the machine's slow spells hit all of them alike.",
-        "- Reproduce: `make bench` (full, about 25 minutes on 2 cores) or `python -m benchmarks --quick` (a few "
+        "- Reproduce: `make bench` (full, about 16 minutes on 2 cores) or `python -m benchmarks --quick` (a few "
         "minutes, written to runs/benchmarks-quick/). Each section also runs alone: `python -m benchmarks --only NAME`.",
         "",
         "## Ratios and verdicts",
