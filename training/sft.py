@@ -4,13 +4,14 @@
 
 The data: a folder written by ``microemo prepare-data`` (a DatasetDict with a seeded train/test split), or a
 JSONL file (one {"video", "answer"[, "subtitle", "utterances", "question"]} per line), prepared into
-OUTPUT_DIR/data on first use. With the EMER data the three commands are:
+OUTPUT_DIR/data on first use. With the EMER data: prepare, train, then predict the test split and evaluate it:
 
     microemo prepare-data emer --videos VIDEOS --descriptions EMER-Fine.csv --subtitles subtitles.csv \\
-        --openset openset.csv --output data/emer
+        --openset openset.csv --processor runs/paper-init --output data/emer
     accelerate launch training/sft.py --config training/configs/paper.yaml --dataset_path data/emer \\
         --model_name_or_path runs/paper-init --output_dir runs/microemo
-    microemo evaluate --predictions runs/microemo/predictions-test.csv --references data/emer/test_references.csv
+    microemo predict VIDEOS --model runs/microemo --names data/emer/test_references.csv --output test.jsonl
+    microemo evaluate --predictions test.jsonl --references data/emer/test_references.csv --judge-model MODEL
 
 The model: a saved MicroEmo (``microemo build-model``) with its processor, or ``--preset tiny-random``. LoRA goes
 on the LLM's attention projections; the paper's trained modules (Q-Formers, local clue attention, projections,
