@@ -216,15 +216,19 @@ def build_paper_front_end(dtype: torch.dtype = torch.bfloat16, max_frames: int =
                          num_hidden_layers=1, num_attention_heads=32, num_key_value_heads=32,
                          max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2),
     )  # fmt: skip
+    return build_model(MicroEmoModel, config, device, dtype).eval()
+
+
+def build_model(model_class, config, device: str, dtype: torch.dtype):
+    """``model_class(config)`` made directly on ``device`` in ``dtype`` (seeded), without a float32 copy first."""
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     try:
         torch.set_default_dtype(dtype)
         with torch.device(device):
-            model = MicroEmoModel(config)
+            return model_class(config)
     finally:
         torch.set_default_dtype(default)
-    return model.eval()
 
 
 def bench_paper_front_end(quick: bool, frames: int = 8, utterances: tuple[int, ...] = (0, 4, 16)) -> dict:

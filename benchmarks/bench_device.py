@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:  # run as a script: `benchmarks` is a package of t
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ablations import VARIANTS, ablated, make_inputs, video_inputs  # noqa: E402
+from benchmarks.bench_ablations import build_model as build  # noqa: E402
 
 RESULTS = Path(__file__).with_name("device_results.json")
 COMMAND = "python benchmarks/bench_device.py"
@@ -71,17 +72,6 @@ def config_for(preset: str, **overrides):
 
     return (paper_config if preset == "paper" else tiny_random_config)(**overrides)
 
-
-def build(model_class, config, device: str, dtype: torch.dtype):
-    torch.manual_seed(0)
-    default = torch.get_default_dtype()
-    try:
-        torch.set_default_dtype(dtype)
-        with torch.device(device):
-            model = model_class(config)
-    finally:
-        torch.set_default_dtype(default)
-    return model
 
 
 def to_device(inputs: dict, device: str, dtype: torch.dtype) -> dict:
