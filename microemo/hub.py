@@ -9,7 +9,10 @@ pipeline_tag, library_name, base models). :func:`push_model_folder` uploads that
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import glob
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,27 +141,113 @@ def save_model_folder(model, processor, output_dir: str | Path, info: CardInfo) 
     return output_dir
 
 
-def push_model_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
-    """Upload a folder written by :func:`save_model_folder` to the Hub (creating the repo); returns its URL.
+#: What a model repository needs, as ``fnmatch`` patterns on paths relative to the model folder. A pattern
+#: without ``/`` matches top-level files only, so nothing inside a sub-folder goes up unless a pattern names
+#: that folder. Everything else in a run folder stays at home: ``data/`` (decoded frames and audio of licensed
+#: videos with people's faces and voices), ``checkpoint-*/``, ``base-model/``, logs, predictions, reports.
+PUSH_ALLOW_PATTERNS: tuple[str, ...] = (
+    # weights (a full model, its shards, or a LoRA adapter that was not merged) and config
+    "*.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json", "adapter_config.json",
+    # remote code (the flat modeling / processing files save_pretrained copies) and the model's pipeline file
+    "*.py",
+    # processor files, both tokenizers and the chat template
+    "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json", "tokenizer.json",
+    "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+    "qformer_tokenizer/*",
+    # the card
+    "README.md",
+)
 
-    The model card's usage snippet is rewritten with ``repo_id`` before the upload.
-    """
-    from huggingface_hub import HfApi
 
+def _matches(relative: str, pattern: str) -> bool:
+    if "/" not in pattern and "/" in relative:
+        return False
+    return fnmatch.fnmatchcase(relative, pattern)
+
+
+@dataclass
+class PushPlan:
+    """Which files of a model folder go to the Hub (``upload``) and which stay (``left_out``), as relative paths."""
+
+    upload: list[str]
+    left_out: list[str]
+
+    def summary(self, limit: int = 12) -> str:
+        """Lines for the terminal: every uploaded file, and the files left out grouped by top-level folder."""
+        lines = [f"uploading {len(self.upload)} files: " + ", ".join(self.upload)]
+        if self.left_out:
+            groups: dict[str, int] = {}
+            for path in self.left_out:
+                top = path.split("/", 1)[0] + ("/" if "/" in path else "")
+                groups[top] = groups.get(top, 0) + 1
+            shown = [f"{top} ({count} files)" if top.endswith("/") else top for top, count in sorted(groups.items())]
+            more = f", ... {len(shown) - limit} more" if len(shown) > limit else ""
+            lines.append(f"leaving out {len(self.left_out)} files (not part of a model repository; add any with "
+                         f"--include PATTERN): " + ", ".join(shown[:limit]) + more)  # fmt: skip
+        return "\n".join(lines)
+
+
+def plan_push(folder: str | Path, include: Sequence[str] = ()) -> PushPlan:
+    """Split the files under ``folder`` into those a model repository needs (:data:`PUSH_ALLOW_PATTERNS`, plus
+    ``include`` patterns the user adds on purpose) and the rest."""
     folder = Path(folder)
-    missing = [name for name in ("config.json", "processor_config.json", "README.md") if not (folder / name).is_file()]
-    if missing:
+    upload, left_out = [], []
+    patterns = tuple(PUSH_ALLOW_PATTERNS) + tuple(include)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if "__pycache__" in relative.split("/") or relative.startswith(".cache/"):
+            left_out.append(relative)
+        elif any(_matches(relative, pattern) for pattern in patterns):
+            upload.append(relative)
+        else:
+            left_out.append(relative)
+    return PushPlan(upload=upload, left_out=left_out)
+
+
+def push_model_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    include: Sequence[str] = (),
+    api=None,
+    log=print,
+) -> str:
+    """Upload the model-repository files of a folder written by :func:`save_model_folder` or training to the Hub
+    (creating the repo); returns its URL.
+
+    Only :data:`PUSH_ALLOW_PATTERNS` (and ``include``) are sent; what is sent and what is left out is printed
+    through ``log``. The model card's usage snippet is rewritten with ``repo_id`` before the upload. ``api``
+    replaces ``huggingface_hub.HfApi(token=token)`` (tests).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: no such model folder (write one with build-model, the demo or training)")
+    plan = plan_push(folder, include)
+    has_model = "config.json" in plan.upload or "adapter_config.json" in plan.upload
+    missing = [name for name in ("README.md",) if name not in plan.upload]
+    if not has_model or missing:
+        missing = (["config.json or adapter_config.json"] if not has_model else []) + missing
         raise FileNotFoundError(f"{folder}: not a complete model folder, missing {missing} (save it with save_model_folder)")
     card = folder / "README.md"
     card.write_text(card.read_text(encoding="utf-8").replace("path/to/this/folder", repo_id), encoding="utf-8")
-    api = HfApi(token=token)
+    log(plan.summary())
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model")
+    # allow_patterns are the exact paths chosen above (escaped: the client reads them as fnmatch patterns), so
+    # the Hub client cannot widen the set.
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                               allow_patterns=[glob.escape(path) for path in plan.upload])  # fmt: skip
     return str(getattr(commit, "repo_url", None) or f"https://huggingface.co/{repo_id}")
 
 
 def push(args: argparse.Namespace) -> int:
-    url = push_model_folder(args.folder, args.repo_id, private=args.private)
+    url = push_model_folder(args.folder, args.repo_id, private=args.private, include=args.include or ())
     print(f"pushed {args.folder} to {url}")
     return 0
 
@@ -173,4 +262,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("folder", help="the model folder")
     parser.add_argument("repo_id", help="the Hub repository, e.g. your-name/microemo-emer")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--include", action="append", metavar="PATTERN",
+                        help="also upload files matching this pattern (relative to the folder, fnmatch; without '/' it "
+                        "matches top-level files only; repeatable); "
+                        "by default only weights, config, remote code, processor files, chat template, pipeline "
+                        "file, card and adapter go up")  # fmt: skip
     parser.set_defaults(func=push)

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
     training_args.max_length = None
     training_args.ddp_find_unused_parameters = False  # the model touches every trainable parameter each step
+    # The Trainer's own push would upload checkpoints and the output folder as is (data/, base-model/); the
+    # end of this script pushes the model files only (microemo.hub.push_model_folder's allow-list).
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
 
@@ -167,13 +170,11 @@ def main(argv: list[str] | None = None) -> None:
             metrics=metrics,
             merged=script_args.merge_lora or not model_args.use_peft,
         )
-        if training_args.push_to_hub:  # the folder as saved (our card, not the Trainer's), without run state
-            from huggingface_hub import create_repo, upload_folder
+        if push_to_hub:  # the folder as saved (our card, not the Trainer's), model files only
+            from microemo.hub import push_model_folder
 
-            repo = create_repo(training_args.hub_model_id or Path(training_args.output_dir).name, exist_ok=True,
-                               private=training_args.hub_private_repo, token=training_args.hub_token)  # fmt: skip
-            upload_folder(repo_id=repo.repo_id, folder_path=training_args.output_dir, token=training_args.hub_token,
-                          ignore_patterns=["checkpoint-*", f"{BASE_MODEL_FOLDER}/*", f"{DATA_FOLDER}/*", "runs/*"])
+            push_model_folder(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
+                              private=bool(training_args.hub_private_repo), token=training_args.hub_token)  # fmt: skip
 
 
 if __name__ == "__main__":

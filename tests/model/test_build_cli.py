@@ -82,9 +82,10 @@ def test_build_model_into_an_existing_file_fails_and_saves_nothing(tmp_path):
     assert target.read_bytes() == b"x"
 
 
-def test_push_sends_the_whole_folder(tmp_path, monkeypatch):
-    """`microemo push` uploads the folder build-model wrote (the Hub client is replaced: no network in tests)."""
+def test_push_sends_the_model_files_of_the_folder(tmp_path, monkeypatch):
+    """`microemo push` uploads what build-model wrote (the Hub client is replaced: no network in tests)."""
     import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
 
     calls = []
 
@@ -95,8 +96,9 @@ def test_push_sends_the_whole_folder(tmp_path, monkeypatch):
         def create_repo(self, repo_id, **kwargs):
             calls.append(("create_repo", repo_id, kwargs))
 
-        def upload_folder(self, folder_path, repo_id, repo_type):
-            calls.append(("upload_folder", sorted(p.name for p in Path(folder_path).iterdir()), repo_id))
+        def upload_folder(self, folder_path, repo_id, repo_type, allow_patterns=None):
+            files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+            calls.append(("upload_folder", sorted(filter_repo_objects(files, allow_patterns=allow_patterns)), repo_id))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     folder = tmp_path / "tiny"
