@@ -15,13 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `evaluate` sub-command."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="score predictions with EMER's Accuracy_s / Recall_s (LLM judge or saved groupings)",
+        help="score predictions with EMER's Accuracy_s / Recall_s (LLM judge or saved groupings) and judge-free scores",
         description=(
             "Score open-vocabulary emotion predictions against EMER references. Predictions are label lists "
             "(CSV name,openset) or free-form explanations (CSV name,english; labels are extracted by the judge). "
-            "Prints a table shaped like the paper's Table 1 and writes a JSON report for auditing."
+            "Prints a table shaped like the paper's Table 1 and writes a JSON report for auditing. Without "
+            "--judge-model or --groupings it gives the judge-free scores only (Accuracy_s / Recall_s need a judge)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--predictions", type=Path, required=True, help="predictions file (.csv, .jsonl, .json)")
     parser.add_argument("--references", type=Path, required=True, help="references file, e.g. CSV name,openset")
@@ -33,19 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reference-field", default=None, help="reference column (default: openset)")
 
     judge = parser.add_argument_group("judge (an OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp)")
-    judge.add_argument("--judge-model", default=None, help="judge model name; without it, only saved groupings are used")
+    judge.add_argument("--judge-model", default=None, help="judge model name; without it, saved groupings (--groupings) give "
+                       "Accuracy_s / Recall_s, and with none only the judge-free scores are given")
     judge.add_argument("--judge-base-url", default=None, help="endpoint, e.g. http://localhost:8000/v1 (default: OpenAI)")
-    judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
-    judge.add_argument("--judge-concurrency", type=int, default=8, help="requests in flight at once")
+    judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key (default: OPENAI_API_KEY)")
+    judge.add_argument("--judge-concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
     judge.add_argument("--judge-timeout", type=float, default=60.0,
-                       help="seconds a request may take, to the last byte of the reply; a judge that never answers "
+                       help="seconds a request may take, to the last byte of the reply (default: 60); a judge that never answers "
                             "stops the run after about (--judge-timeout-retries + 1) x this")
-    judge.add_argument("--judge-connect-timeout", type=float, default=10.0, help="seconds to open a connection")
+    judge.add_argument("--judge-connect-timeout", type=float, default=10.0, help="seconds to open a connection (default: 10)")
     judge.add_argument("--judge-max-retries", type=int, default=5,
                        help="retries per request on 429, 5xx, timeouts, dropped connections and replies that are not "
-                            "a chat completion")
+                            "a chat completion (default: 5)")
     judge.add_argument("--judge-timeout-retries", type=int, default=1,
-                       help="of those, at most this many after a timeout")
+                       help="of those, at most this many after a timeout (default: 1)")
     judge.add_argument("--judge-cache", type=Path, default=None,
                        help="SQLite cache of judge replies (default: ~/.cache/microemo/judge-cache.sqlite)")
     judge.add_argument("--judge-prompts", type=Path, default=None, metavar="FILE",
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     saved.add_argument("--lexicon", type=Path, default=None,
                        help="emotion-wheel lexicon folder in MERTools' layout (wheel*.xlsx, synonym.xlsx, format.csv)")
     saved.add_argument("--matching", choices=("lemma", "exact"), default="lemma",
-                       help="judge-free matching when no lexicon is given")
+                       help="judge-free matching when no lexicon is given (default: lemma)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 

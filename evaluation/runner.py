@@ -9,16 +9,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .emer import evaluate_emer, load_groupings
+from .emer import evaluate_emer, load_groupings, needs_grouping
 from .io import align, read_samples, write_json_atomic
 from .judge import JudgeClient, JudgeConfig
 from .labels import LabelParsing
 from .prompts import resolve_prompts
 from .wheel import Matching, load_lexicon, matching_scores, wheel_scores
 
-__all__ = ["EvaluationRequest", "run_evaluation", "format_table", "REPORT_VERSION"]
+__all__ = ["EvaluationRequest", "run_evaluation", "format_table", "REPORT_VERSION", "NEEDS_JUDGE_NOTE"]
 
 REPORT_VERSION = 1
+NEEDS_JUDGE_NOTE = (
+    "Accuracy_s / Recall_s need a judge (--judge-model) or saved groupings (--groupings) to merge synonyms; "
+    "without them only the judge-free scores are given"
+)
 
 
 @dataclass
@@ -68,11 +72,18 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     lexicon = load_lexicon(request.lexicon) if request.lexicon is not None else None  # fail before any judge call
 
     client = JudgeClient(request.judge) if request.judge is not None else None
+    values = [predictions.values[name] for name in names]
+    judge_free_only = False
+    if client is None:
+        # No judge: explanations give their labels through the judge-free emotion-word extractor, and samples
+        # without a saved grouping are scored judge-free only (Accuracy_s / Recall_s left out, with a note).
+        values = [_judge_free_labels(value) for value in values]
+        groupings, judge_free_only = _fill_missing_groupings(names, references, values, groupings, request)
     try:
         evaluation = evaluate_emer(
             names,
             [references.values[name] for name in names],
-            [predictions.values[name] for name in names],
+            values,
             judge=client,
             groupings=groupings,
             judge_prompts=prompts,
@@ -84,6 +95,11 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         if client is not None:
             client.close()
 
+    if judge_free_only:
+        for sample in evaluation.samples:
+            sample.accuracy = sample.recall = None
+            sample.mapped_reference, sample.mapped_prediction = [], []
+        evaluation.summary.update(accuracy_s=math.nan, recall_s=math.nan, avg=math.nan)
     scored = [sample for sample in evaluation.samples if sample.error is None]
     refs = [sample.reference for sample in scored]
     preds = [sample.prediction for sample in scored]
@@ -105,6 +121,7 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         "prompts_source": prompts.source,
         "prompts": prompts.to_dict(),
         "scores": evaluation.summary,
+        "note": NEEDS_JUDGE_NOTE if judge_free_only else None,
         "judge_free": {
             "metric": "emotion_wheel" if lexicon is not None else f"{request.matching}_match",
             "lexicon": str(request.lexicon) if request.lexicon is not None else None,
@@ -118,6 +135,33 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     if request.output is not None:
         write_json_atomic(request.output, report)
     return report
+
+
+def _judge_free_labels(value: Any) -> Any:
+    """A free-form explanation's emotion words (judge-free); label lists pass through."""
+    if isinstance(value, str) and not (value.strip().startswith("[") and value.strip().endswith("]")):
+        from microemo.processing.emotion_words import extract_emotions
+
+        return extract_emotions(value)
+    return value
+
+
+def _fill_missing_groupings(names, references, values, groupings, request) -> tuple[dict | None, bool]:
+    """Without a judge: ``(groupings, False)`` when the saved groupings cover every sample that needs one;
+    else empty groupings for the rest (so the labels are parsed and checked as usual) and ``True``: only the
+    judge-free scores mean anything."""
+    from .labels import normalize_labels, parse_label_list
+
+    missing = []
+    for name, value in zip(names, values, strict=True):
+        ref = normalize_labels(parse_label_list(references.values[name], what=f"reference labels of sample {name!r}",
+                                                style=request.label_parsing))  # fmt: skip
+        pred = normalize_labels(parse_label_list(value, what=f"prediction of sample {name!r}", style=request.label_parsing))
+        if needs_grouping(ref, pred) and name not in (groupings or {}):
+            missing.append(name)
+    if not missing:
+        return groupings, False
+    return {**{name: [] for name in missing}, **(groupings or {})}, True
 
 
 def check_output_path(path: Path) -> None:
@@ -178,7 +222,9 @@ def format_table(report: dict[str, Any]) -> str:
         "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |",
     ]
     judge = report.get("judge")
-    if judge:
+    if report.get("note"):
+        source = "judge-free scores only"
+    elif judge:
         sha = report.get("prompts_sha256") or ""
         source = f"judge {judge['model']}, prompts {report.get('prompts_source')} (sha256 {sha[:12]})"
     else:
@@ -188,4 +234,6 @@ def format_table(report: dict[str, Any]) -> str:
         coverage += f"; INCOMPLETE: {scores['num_failed']} samples failed (see the report's 'failures')"
     lines.append("")
     lines.append(coverage)
+    if report.get("note"):
+        lines.append(f"note: {report['note']}")
     return "\n".join(lines)

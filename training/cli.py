@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--language", choices=("english", "chinese"), default="english")
     parser.add_argument("--processor", required=True, help="a saved MicroEmo processor (the model folder)")
     parser.add_argument("--output", type=Path, required=True, help="output folder")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of rows in the test split")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="share of rows in the test split (default 0.2; under 10 rows none, with a warning)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split")
     parser.add_argument("--split-file", type=Path, help="reuse the names of an earlier split.json")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the processor's)")

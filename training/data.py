@@ -35,6 +35,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,6 +423,31 @@ def seeded_split(names: Sequence[str], test_fraction: float, seed: int) -> dict[
     return {"train": [n for n in sorted(names) if n not in test], "test": [n for n in sorted(names) if n in test]}
 
 
+#: Below this many rows a held-out split says nothing and costs a large share of the data (2 rows -> 1 + 1).
+MIN_ROWS_FOR_SPLIT = 10
+#: The test share when none is asked for (``test_fraction=None``).
+DEFAULT_TEST_FRACTION = 0.2
+
+
+def choose_test_fraction(num_rows: int, test_fraction: float | None) -> tuple[float, str | None]:
+    """The test share to split ``num_rows`` with, and a warning to show, if any.
+
+    ``None`` (not asked for) means :data:`DEFAULT_TEST_FRACTION`, except under :data:`MIN_ROWS_FOR_SPLIT` rows:
+    then every row trains and the warning says there is no held-out set. An explicit share on so few rows is
+    honoured, with a warning that names how many rows it holds out.
+    """
+    if test_fraction is None:
+        if num_rows < MIN_ROWS_FOR_SPLIT:
+            return 0.0, (f"{num_rows} rows are too few for a held-out split (under {MIN_ROWS_FOR_SPLIT}): training "
+                         "on every row, with no held-out set; pass --test_fraction to split anyway")  # fmt: skip
+        return DEFAULT_TEST_FRACTION, None
+    if 0 < test_fraction and num_rows < MIN_ROWS_FOR_SPLIT:
+        held_out = len(seeded_split([str(i) for i in range(num_rows)], test_fraction, 0)["test"])
+        return test_fraction, (f"only {num_rows} rows: --test_fraction {test_fraction} holds out {held_out} of them "
+                               f"(a split under {MIN_ROWS_FOR_SPLIT} rows measures little)")  # fmt: skip
+    return test_fraction, None
+
+
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
@@ -465,7 +491,7 @@ def prepare_dataset(
     processor: MicroEmoProcessor,
     output_dir: str | os.PathLike,
     *,
-    test_fraction: float = 0.2,
+    test_fraction: float | None = None,
     seed: int = 42,
     split_file: str | os.PathLike | None = None,
     num_frames: int | None = None,
@@ -475,7 +501,8 @@ def prepare_dataset(
 
     The split is made over the names of the usable rows before preparation (``split_file`` reuses an earlier
     ``split.json`` instead), so a video that later fails to decode leaves its split without moving the others.
-    Preparation runs through ``datasets.map`` with ``num_proc`` processes; its cache lives in
+    ``test_fraction=None`` splits off 20%, but never under 10 rows (see :func:`choose_test_fraction`, whose
+    warning is printed to stderr). Preparation runs through ``datasets.map`` with ``num_proc`` processes; its cache lives in
     ``output_dir/cache``, so a second run with the same rows and processor settings reads it back.
     """
     from datasets import DatasetDict, Features, List, Value, load_dataset
@@ -495,6 +522,9 @@ def prepare_dataset(
             raise DataError(f"{split_file}: {len(unknown)} rows are in neither split, e.g. {unknown[:5]}")
         split = {"train": [n for n in split["train"] if n in set(names)], "test": [n for n in split["test"] if n in set(names)]}
     else:
+        test_fraction, warning = choose_test_fraction(len(names), test_fraction)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         split = seeded_split(names, test_fraction, seed)
 
     # Through a JSONL file so that `datasets` keeps the map results in its cache (keyed by file and function).

@@ -33,7 +33,6 @@ from trl import ModelConfig, SFTConfig, TrlParser
 from microemo.training.collator import MicroEmoDataCollator
 from microemo.training.data import jsonl_rows, load_prepared, prepare_dataset
 from microemo.training.loading import (
-    BASE_MODEL_FOLDER,
     DATA_FOLDER,
     build_preset_base,
     load_model_and_processor,
@@ -69,7 +68,11 @@ class MicroEmoScriptArguments:
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads per process (1 is fastest for tiny models on shared cores)."}
     )
-    test_fraction: float = field(default=0.2, metadata={"help": "Test share of a JSONL dataset's seeded split."})
+    test_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Test share of a JSONL dataset's seeded split (default 0.2; a dataset under 10 rows trains "
+                  "on every row, with a warning, unless a share is given)."},
+    )
     num_proc: int | None = field(default=None, metadata={"help": "Processes preparing a JSONL dataset."})
 
 

@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from microemo.processing.face_mesh import (
-    LegacyFaceMesh,
     TasksFaceLandmarker,
     detect_landmarks,
     face_box,
     largest_face,
+    make_backend,
 )
 from microemo.processing.face_regions import (
     DEFAULT_CLUE_REGIONS,
@@ -25,7 +25,7 @@ from microemo.processing.video_io import decode_video
 
 @pytest.fixture(scope="module")
 def mesh():
-    backend = LegacyFaceMesh()
+    backend = make_backend()  # the default: the Tasks FaceLandmarker (the legacy face mesh on mediapipe 0.10.21)
     yield backend
     backend.close()
 
@@ -111,7 +111,11 @@ def test_largest_face_wins(face_frames, mesh):
     canvas = np.full((288, 400, 3), 200, np.uint8)
     canvas[:, :240] = face
     canvas[72:216, 270:390] = small
-    landmarks, found = detect_landmarks(canvas[None], LegacyFaceMesh(max_faces=2))
+    two_faces = make_backend(max_faces=2)
+    try:
+        landmarks, found = detect_landmarks(canvas[None], two_faces)
+    finally:
+        two_faces.close()
     assert found[0]
     x0, _, x1, _ = face_box(landmarks[0])
     assert x1 < 240 / 400  # inside the full-size face, not the small copy
