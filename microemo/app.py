@@ -30,12 +30,12 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from transformers import StoppingCriteria
+from typing import TYPE_CHECKING, Any
 
 from microemo.predict import Predictor, load_predictor
+
+if TYPE_CHECKING:  # torch and transformers are imported where they are used: `microemo app --help` stays fast
+    import torch
 
 logger = logging.getLogger("microemo.app")
 
@@ -86,13 +86,18 @@ def found_table(sample, audio: bool, notes: list[str]) -> list[list[str]]:
     return rows
 
 
-class _StopWhenSet(StoppingCriteria):
-    """A stopping criterion that ends generation once ``event`` is set (the page was closed mid-answer)."""
+class _StopWhenSet:
+    """A stopping criterion that ends generation once ``event`` is set (the page was closed mid-answer).
+
+    Duck-typed (``StoppingCriteriaList`` only calls it), so that importing this module imports no transformers.
+    """
 
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        import torch
+
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
@@ -158,6 +163,8 @@ class EmotionPage:
         stop, result = threading.Event(), {}
 
         def generate() -> None:
+            import torch
+
             try:
                 with torch.no_grad():
                     result["ids"] = self.predictor.model.generate(
@@ -440,6 +447,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait (default 16)")
     parser.add_argument("--examples", type=Path, help="a folder of .mp4 clips (and .srt) offered as examples")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="weights' dtype: auto = bfloat16 on a GPU that supports it, else float32 (default auto)")
     parser.add_argument("--export-space", type=Path, metavar="DIR", help="write a Hugging Face Space for --model to DIR")
     parser.set_defaults(func=run_app)

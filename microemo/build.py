@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from collections import OrderedDict
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from microemo.hub import CardInfo, save_model_folder
-from microemo.modeling_microemo import MicroEmoForConditionalGeneration
 from microemo.presets import PRESETS
+
+if TYPE_CHECKING:  # imported where used: `microemo build-model --help` must not wait for torch
+    from microemo.modeling_microemo import MicroEmoForConditionalGeneration
 
 # Rows of the parameter table: the paper's components, in the order the data flows through them.
 COMPONENTS = OrderedDict(
@@ -56,6 +57,10 @@ def format_table(rows: list[tuple[str, str, int, int]]) -> str:
 
 
 def build_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from microemo.modeling_microemo import MicroEmoForConditionalGeneration
+
     config = PRESETS[args.preset]()
     sources = {
         "instructblip": args.instructblip,
@@ -136,11 +141,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Assemble a MicroEmo from a preset (and, for 'paper', its pretrained parts) and save it "
         "with save_pretrained (safetensors, remote code included).",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True,
+                        help="the model's shapes: 'paper' (EVA ViT-g, LLaMA-2-7B, ImageBind; built from its pretrained "
+                        "parts) or 'tiny-random' (a few MB, random weights: tests and the demo)")  # fmt: skip
     parser.add_argument("output_dir", nargs="?", help="where to save the model")
     parser.add_argument("--meta", action="store_true", help="build on the meta device and print parameter counts")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="dtype of the saved weights (default float32)")
     parser.add_argument("--instructblip", help="InstructBLIP checkpoint (hub id or folder), e.g. Salesforce/instructblip-vicuna-7b")
     parser.add_argument("--language-model", help="causal LM checkpoint (hub id or folder), e.g. meta-llama/Llama-2-7b-chat-hf (the LLM the Video-LLaMA-2 branches were trained on)")
     parser.add_argument("--video-llama-video", help="Video-LLaMA vision-language .pth, e.g. VL_LLaMA_2_7B_Finetuned.pth")

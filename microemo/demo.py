@@ -155,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", default="runs/demo", help="where the model, predictions and report go")
     parser.add_argument("--sample", action="append", metavar="VIDEO",
                         help="also predict on this video after tuning (repeatable)")  # fmt: skip
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--max-new-tokens", type=int, default=48,
+                        help="longest explanation the tuned model writes per clip (default 48: the answers are short)")
     parser.add_argument("--quick", action="store_true", help="a few training steps only (a smoke test, not a demo)")
     parser.set_defaults(func=run_demo)

@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from microemo.modeling_microemo import pipeline_microemo
-from microemo.modeling_microemo.pipeline_microemo import TASK as PIPELINE_TASK
-
+#: The task name of the pipeline that ships with every model folder (``pipeline_microemo.TASK``; a test
+#: checks they agree, so that building the command line does not import the model code).
+PIPELINE_TASK = "video-emotion-explanation"
 PAPER = (
     "Liyun Zhang, Zhaojie Luo, Shuqiong Wu, Yuta Nakashima. MicroEmo: Time-Sensitive Multimodal Emotion "
     "Recognition with Subtle Clue Dynamics in Video Dialogues. MRAC '24 (ACM Multimedia workshop), 2024. "
@@ -35,94 +33,110 @@ WEIGHT_KINDS = {
     "model needs instruction tuning on EMER data before its explanations mean anything.",
     "trained": "instruction-tuned; the training data, split, configuration and final metrics are listed below.",
 }
+#: Below this language-model width a model is a tiny test / demo model, and its card says so.
+TINY_HIDDEN_SIZE = 256
 
 
 @dataclass
 class CardInfo:
-    """What the model card says beyond the config: the kind of weights and where they came from."""
+    """What the model card says beyond the config.
+
+    Attributes:
+        weights: "random", "converted" or "trained" (:data:`WEIGHT_KINDS`).
+        base_models: Hub ids the weights come from (the card's ``base_model``).
+        datasets: Hub ids of the training data (the card's ``datasets``), if any.
+        scores: metric name -> value on ``eval_dataset``; written as the card's ``model-index``.
+        eval_dataset: (name, split) the scores were measured on.
+        demo: a tiny demo model; ``None`` decides from the config (language model narrower than 256).
+        adapter: the folder holds a PEFT adapter, not a full model.
+        details: heading -> markdown (data, configuration, metrics, ...).
+    """
 
     weights: str
     base_models: list[str] = field(default_factory=list)
     license: str = "apache-2.0"
-    details: dict[str, str] = field(default_factory=dict)  # heading -> markdown (data, config, metrics, ...)
+    details: dict[str, str] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    eval_dataset: tuple[str, str] = ("EMER-Fine", "test")
+    demo: bool | None = None
+    adapter: bool = False
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"weights must be one of {sorted(WEIGHT_KINDS)}, got {self.weights!r}")
 
 
-def model_card(config, info: CardInfo, repo_id: str | None = None) -> str:
-    """The README.md of a model folder: YAML metadata, what the weights are, usage, the paper, the shapes."""
-    metadata = {
-        "license": info.license,
-        "library_name": "transformers",
-        "pipeline_tag": "video-text-to-text",
-        "tags": ["microemo", "emotion-recognition", "explainable-emotion-recognition", "multimodal", "custom_code"],
-    }
-    if info.base_models:
-        metadata["base_model"] = list(info.base_models)
-    name = repo_id or "path/to/this/folder"
+def _templates():
+    """The Jinja2 environment of the package's templates (model card, report): blocks leave no blank lines."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("microemo", "templates"), trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False,
+    )  # fmt: skip
+
+
+def _model_rows(config) -> list[tuple[str, str]]:
     text_config = config.text_config
-    lines = [
-        "---",
-        yaml.safe_dump(metadata, sort_keys=False).rstrip(),
-        "---",
-        "",
-        f"# MicroEmo ({info.weights} weights)",
-        "",
-        "MicroEmo explains which emotions a person in a video shows and why, from the face's subtle clues, the",
-        "voice and the words. It adds two modules to a TimeChat / Video-LLaMA style video LLM: local attention",
-        "over facial clue regions fused with the frame features, and a video Q-Former per utterance beside the",
-        "global one.",
-        "",
-        f"**Weights:** {WEIGHT_KINDS[info.weights]}",
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from transformers import AutoModel, AutoProcessor",
-        "",
-        f'model = AutoModel.from_pretrained("{name}", trust_remote_code=True)',
-        f'processor = AutoProcessor.from_pretrained("{name}", trust_remote_code=True)',
-        'conversation = processor.emer_conversation("clip.mp4", utterances="clip.srt")  # the paper\'s prompt',
-        "inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,",
-        '                                       return_dict=True, return_tensors="pt")',
-        "output = model.generate(**inputs, max_new_tokens=256)",
-        'print(processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
-        "```",
-        "",
-        "Or in one line, with the pipeline that ships with the model (explanation, emotion labels, utterances):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'pipe = pipeline("{PIPELINE_TASK}", model="{name}", trust_remote_code=True)',
-        'print(pipe("clip.mp4"))',
-        "```",
-        "",
-        f"A web page for it: `microemo app --model {name}`; add `--export-space DIR` to write a Hugging Face Space.", "",
-        "Reading video files needs `pip install av`; finding faces needs",
-        "`pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5'` (the last mediapipe whose wheel ships the",
-        "face-mesh models); resampling audio arrays needs `scipy`. Without mediapipe, pass `landmarks` or",
-        "`clue_masks` yourself.",
-        "",
-        "## Model",
-        "",
-        "| part | setting |",
-        "|---|---|",
-        f"| frames | up to {config.max_frames} (the processor samples {getattr(config, 'num_frames', 8)} by default) |",
-        f"| image / video / audio queries | {config.num_query_tokens} / {config.num_video_query_tokens} / "
-        f"{config.num_audio_query_tokens} |",
-        f"| utterance windows | {'on' if config.use_utterance_windows else 'off'} (at most {config.max_utterances}) |",
-        f"| local clue attention | {'on' if config.use_local_clue_attention else 'off'} |",
-        f"| language model | {text_config.model_type}, {text_config.num_hidden_layers} layers, width "
-        f"{text_config.hidden_size} |",
-        "",
-    ]
-    for heading, body in info.details.items():
-        lines += [f"## {heading}", "", body.rstrip(), ""]
-    lines += ["## Paper", "", PAPER, ""]
-    return "\n".join(lines)
+    return [
+        ("frames", f"up to {config.max_frames} (the processor samples {getattr(config, 'num_frames', 8)} by default)"),
+        ("image / video / audio queries",
+         f"{config.num_query_tokens} / {config.num_video_query_tokens} / {config.num_audio_query_tokens}"),
+        ("utterance windows", f"{'on' if config.use_utterance_windows else 'off'} (at most {config.max_utterances})"),
+        ("local clue attention", "on" if config.use_local_clue_attention else "off"),
+        ("language model",
+         f"{text_config.model_type}, {text_config.num_hidden_layers} layers, width {text_config.hidden_size}"),
+    ]  # fmt: skip
+
+
+def model_card(config, info: CardInfo, repo_id: str | None = None):
+    """The model card (``huggingface_hub.ModelCard``) of a model folder: metadata (license, pipeline, base
+    models, datasets, a model-index when there are scores), what the weights are, intended and out-of-scope
+    uses, limitations, evaluation, usage, the licences of the parts, the paper. ``str(card)`` is the README.md.
+
+    ``config`` may be ``None`` for an adapter folder (no model table then).
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    name = repo_id or "path/to/this/folder"
+    demo = info.demo if info.demo is not None else bool(config is not None and config.text_config.hidden_size < TINY_HIDDEN_SIZE)
+    tags = ["microemo", "emotion-recognition", "explainable-emotion-recognition", "multimodal", "custom_code"]
+    if demo:
+        tags.append("tiny-demo")
+    if info.adapter:
+        tags.append("lora")
+    eval_results = [
+        EvalResult(task_type="video-text-to-text", task_name="Explainable multimodal emotion recognition",
+                   dataset_type=info.eval_dataset[0], dataset_name=info.eval_dataset[0],
+                   dataset_split=info.eval_dataset[1], metric_type=metric, metric_name=metric, metric_value=value)
+        for metric, value in info.scores.items()
+    ]  # fmt: skip
+    data = ModelCardData(
+        license=info.license,
+        library_name="peft" if info.adapter else "transformers",
+        pipeline_tag="video-text-to-text",
+        tags=tags,
+        base_model=list(info.base_models) or None,
+        datasets=list(info.datasets) or None,
+        model_name=f"MicroEmo ({'tiny demo, ' if demo else ''}{info.weights} weights)",
+        eval_results=eval_results or None,
+    )
+    content = _templates().get_template("model_card.md.jinja").render(
+        card_data=data.to_yaml(),
+        title=f"MicroEmo ({'tiny demo, ' if demo else ''}{info.weights} weights{', PEFT adapter' if info.adapter else ''})",
+        weights_text=WEIGHT_KINDS[info.weights],
+        demo=demo,
+        trained=info.weights == "trained",
+        adapter=info.adapter,
+        base_model=info.base_models[0] if info.base_models else None,
+        name=name,
+        pipeline_task=PIPELINE_TASK,
+        details=[(heading, body.rstrip()) for heading, body in info.details.items()],
+        model_rows=_model_rows(config) if config is not None else [],
+        paper=PAPER,
+    )
+    return ModelCard(content)
 
 
 def save_model_folder(model, processor, output_dir: str | Path, info: CardInfo) -> Path:
@@ -134,10 +148,12 @@ def save_model_folder(model, processor, output_dir: str | Path, info: CardInfo) 
     model.config.custom_pipelines = {
         PIPELINE_TASK: {"impl": "pipeline_microemo.MicroEmoEmotionPipeline", "pt": ["AutoModel"], "type": "multimodal"}
     }
+    from microemo.modeling_microemo import pipeline_microemo
+
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     shutil.copyfile(pipeline_microemo.__file__, output_dir / "pipeline_microemo.py")
-    (output_dir / "README.md").write_text(model_card(model.config, info), encoding="utf-8")
+    (output_dir / "README.md").write_text(str(model_card(model.config, info)), encoding="utf-8")
     return output_dir
 
 
@@ -255,7 +271,7 @@ def push(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "push",
-        help="upload a saved model folder (model, processor, card) to the Hugging Face Hub",
+        help="upload a saved model folder's model files (weights, code, processor, card) to the Hugging Face Hub",
         description="Upload a folder written by build-model, the demo or training to the Hub: weights, remote code, "
         "processor and model card together.",
     )

@@ -17,10 +17,12 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # torch is imported where it is used: `microemo predict --help` must not wait for it
+    import torch
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".json")
 # Files in a video folder that are never videos (subtitles beside the clips, our own outputs).
@@ -116,8 +118,9 @@ def append_row(output: Path, row: dict) -> None:
         os.close(descriptor)
 
 
-class _Videos(torch.utils.data.Dataset):
-    """Prepares one video per item in a DataLoader worker; a failure becomes the item's error message."""
+class _Videos:
+    """Prepares one video per item in a DataLoader worker (a map-style dataset: ``__len__`` and ``__getitem__``);
+    a failure becomes the item's error message."""
 
     def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None]) -> None:
         self.processor, self.videos, self.subtitles = processor, list(videos), subtitles
@@ -182,6 +185,8 @@ class Predictor:
         done = read_done(output) if output is not None else {}
         todo = [path for path in paths if path.stem not in done]
         rows = dict(done)
+        import torch
+
         loader = torch.utils.data.DataLoader(
             _Videos(self.processor, todo, matched), batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
@@ -201,6 +206,8 @@ class Predictor:
         good = [item for item in batch if "error" not in item]
         if not good:
             return failed
+        import torch
+
         inputs, model_inputs = self.inputs([item["sample"] for item in good])
         start = time.perf_counter()
         with torch.no_grad():
@@ -253,6 +260,7 @@ def _row(video: Path, *, error: str | None = None, **fields: Any) -> dict:
 
 def load_predictor(model: str | os.PathLike, *, device: str | None = None, dtype: str = "auto", **options) -> Predictor:
     """A :class:`Predictor` for a model folder or Hub id (loaded with remote code, as a user of the Hub would)."""
+    import torch
     from transformers import AutoModel, AutoProcessor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -317,7 +325,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-workers", type=int, default=1, help="processes preparing the next batch (default 1)")
     parser.add_argument("--output", type=Path, default=Path("predictions.jsonl"), help="results (default predictions.jsonl)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="weights' dtype: auto = bfloat16 on a GPU that supports it, else float32 (default auto)")
     parser.add_argument("--judge-model", help="extract the labels with this judge LLM (default: judge-free word matching)")
     parser.add_argument("--judge-base-url", help="the judge's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from microemo.modeling_microemo import MicroEmoConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when a preset is built: the command line lists the names without transformers
+    from microemo.modeling_microemo import MicroEmoConfig
 
 # Reserved ids of the tiny vocabulary: the processor's tiny tokenizer places `<video>` and `<audio>`
 # at the top of its 1024 ids.
@@ -44,6 +47,8 @@ def tiny_random_config(**overrides) -> MicroEmoConfig:
         audio_token_id=TINY_AUDIO_TOKEN_ID,
     )  # fmt: skip
     config.update(overrides)
+    from microemo.modeling_microemo import MicroEmoConfig
+
     return MicroEmoConfig(**config)
 
 
@@ -68,6 +73,8 @@ def paper_config(**overrides) -> MicroEmoConfig:
         audio_token_id=32001,
     )  # fmt: skip
     config.update(overrides)
+    from microemo.modeling_microemo import MicroEmoConfig
+
     return MicroEmoConfig(**config)
 
 

@@ -13,12 +13,21 @@ import argparse
 import sys
 from pathlib import Path
 
+# The help page's text (the module docstring is reStructuredText for the API docs; a terminal shows it raw).
+DESCRIPTION = """EMER / MER tables or a JSONL file + videos -> a prepared dataset with a seeded train/test split.
+
+  microemo prepare-data emer --videos VIDEOS --descriptions EMER-Fine.csv [--subtitles S.csv] [--openset O.csv] \\
+      --processor MODEL_DIR --output data/emer
+  microemo prepare-data jsonl data.jsonl --processor MODEL_DIR --output data/mine
+
+(python -m microemo.training.cli prepare-data ... works too.)"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare-data",
         help="EMER/MER tables or JSONL + videos -> prepared training data with a seeded split",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("format", choices=("emer", "jsonl"), help="emer: CSV tables + a video folder; jsonl: one object per line")
@@ -29,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--openset", type=Path, help="open-vocabulary labels CSV name, openset")
     parser.add_argument("--discrete", type=Path, help="MER2023 discrete labels CSV name, discrete[, valence]")
     parser.add_argument("--target", choices=("description", "openset", "discrete"), default="description",
-                        help="what the model learns to answer")  # fmt: skip
-    parser.add_argument("--language", choices=("english", "chinese"), default="english")
+                        help="what the model learns to answer (default description)")  # fmt: skip
+    parser.add_argument("--language", choices=("english", "chinese"), default="english",
+                        help="which of EMER's description columns becomes the answer (default english)")
     parser.add_argument("--processor", required=True, help="a saved MicroEmo processor (the model folder)")
     parser.add_argument("--output", type=Path, required=True, help="output folder")
     parser.add_argument("--test-fraction", type=float, default=None,

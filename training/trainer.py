@@ -113,14 +113,16 @@ def write_model_card(
         "Configuration": "```json\n" + json.dumps(arguments, indent=2, sort_keys=True, default=str) + "\n```",
     }
     base_models = [base_model] if base_model.count("/") == 1 and not Path(base_model).exists() else []
+    datasets = [dataset] if dataset.count("/") == 1 and not Path(dataset).exists() else []
+    # The held-out loss is the one score a run has; EMER scores come from `microemo evaluate`.
+    scores = {"eval_loss": float(metrics["eval_loss"])} if "eval_loss" in metrics else {}
+    info = CardInfo(weights="trained", base_models=base_models, details=details, datasets=datasets, scores=scores,
+                    eval_dataset=(dataset, "test"), adapter=not merged)  # fmt: skip
     config = AutoConfig.from_pretrained(output_dir, trust_remote_code=True) if merged else None
+    if config is None and not base_models and "tiny-random" in base_model:
+        info.demo = True
     path = Path(output_dir) / "README.md"
-    if config is not None:
-        path.write_text(model_card(config, CardInfo(weights="trained", base_models=base_models, details=details)), encoding="utf-8")
-    else:
-        header = "---\nlibrary_name: peft\npipeline_tag: video-text-to-text\ntags: [microemo, emotion-recognition, lora]\n---\n\n"
-        body = "\n\n".join(f"## {heading}\n\n{text}" for heading, text in details.items())
-        path.write_text(header + "# MicroEmo adapter (trained)\n\n" + body + "\n", encoding="utf-8")
+    path.write_text(str(model_card(config, info)), encoding="utf-8")
     return path
 
 

@@ -317,5 +317,5 @@ def test_export_space_refuses_a_folder_in_use_and_a_folder_that_is_not_a_model(m
 
 
 def test_the_model_card_links_the_page_and_the_space():
-    card = model_card(tiny_random_config(), CardInfo(weights="random"), repo_id="you/microemo")
+    card = str(model_card(tiny_random_config(), CardInfo(weights="random"), repo_id="you/microemo"))
     assert "microemo app --model you/microemo" in card and "--export-space" in card
