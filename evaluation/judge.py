@@ -443,6 +443,9 @@ class JudgeClient:
         )
 
     def _request(self, messages: list[dict[str, str]]) -> _Answer:
+        # A retry loop of our own rather than openai's max_retries (or tenacity): it counts every attempt for the
+        # report's stats, bounds the retries after a timeout separately (--judge-timeout-retries), also retries
+        # a 200 reply that is not a chat completion, and stops at once when another request failed for good.
         config = self.config
         timeouts = 0
         for attempt in range(config.max_retries + 1):

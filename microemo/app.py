@@ -33,14 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from microemo.predict import Predictor, load_predictor
+from microemo.resources import sample_clips
 
 if TYPE_CHECKING:  # torch and transformers are imported where they are used: `microemo app --help` stays fast
     import torch
 
 logger = logging.getLogger("microemo.app")
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_CLIPS = ROOT / "tests" / "assets"  # the repository's sample clips (absent from a wheel install)
+SAMPLE_CLIPS = sample_clips()  # the repository's tests/assets, installed as microemo.samples
 DEFAULT_MAX_SECONDS = 120.0
 CSS = ".microemo-error {border: 1px solid #d33; background: #fdecea; color: #8a1c1c; padding: 0.6em 0.9em; border-radius: 6px}"
 TITLE = "MicroEmo: what does this person feel, and what gives it away?"

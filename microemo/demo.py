@@ -21,9 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "training" / "configs" / "tiny-cpu.yaml"
-DATA = ROOT / "training" / "configs" / "tiny-cpu-data.jsonl"
+from microemo.resources import sample_clips, training_file
+
+CONFIG = training_file("configs", "tiny-cpu.yaml")
+DATA = training_file("configs", "tiny-cpu-data.jsonl")
 REAL_THING = """# 1. The paper's model from its pretrained parts (weights you download; LLaMA-2 needs Meta's licence):
 microemo build-model --preset paper runs/paper-init \\
     --instructblip Salesforce/instructblip-vicuna-7b --language-model meta-llama/Llama-2-7b-chat-hf \\
@@ -41,15 +42,27 @@ microemo evaluate --predictions predictions.jsonl --references data/emer/test_re
 """
 
 
+def demo_rows() -> list[dict]:
+    """The demo's training rows with their media paths made absolute, found wherever the package is installed (the
+    JSONL names them relative to the repository; an installed wheel has them in ``microemo.samples``)."""
+    rows = []
+    for line in DATA.read_text().splitlines():
+        row = json.loads(line)
+        for key in ("video", "utterances"):
+            if row.get(key):
+                row[key] = str(sample_clips() / Path(row[key]).name)
+        rows.append(row)
+    return rows
+
+
 def _references() -> dict[str, dict]:
     """Per sample clip (by file stem): the answer to the EMER question and the reference labels."""
     references: dict[str, dict] = {}
-    for line in DATA.read_text().splitlines():
-        row = json.loads(line)
+    for row in demo_rows():
         stem = Path(row["video"]).stem
-        entry = references.setdefault(stem, {"video": (DATA.parent / row["video"]).resolve(), "utterances": None})
+        entry = references.setdefault(stem, {"video": Path(row["video"]), "utterances": None})
         if row.get("utterances"):
-            entry["utterances"] = (DATA.parent / row["utterances"]).resolve()
+            entry["utterances"] = Path(row["utterances"])
         if "question" not in row:  # the EMER question: the explanation to reproduce
             entry["answer"] = row["answer"]
         if "openset" in row:
@@ -58,16 +71,19 @@ def _references() -> dict[str, dict]:
 
 
 def _train(model_dir: Path, quick: bool) -> float:
+    data = model_dir.parent / "demo-data.jsonl"  # the rows with absolute media paths (see demo_rows)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(row) + "\n" for row in demo_rows()), encoding="utf-8")
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "training" / "sft.py"),
-        "--config", str(CONFIG), "--output_dir", str(model_dir),
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(training_file("sft.py")),
+        "--config", str(CONFIG), "--output_dir", str(model_dir), "--dataset_path", str(data),
     ]  # fmt: skip
     if quick:
         command += ["--num_train_epochs", "10", "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "5"]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    subprocess.run(command, env=env, check=True)
     return time.perf_counter() - start
 
 

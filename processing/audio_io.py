@@ -113,6 +113,20 @@ def load_audio_stream(
     return waveform, described
 
 
+def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """``waveform`` at ``source_rate`` Hz resampled to ``target_rate`` Hz (polyphase, scipy), float32."""
+    try:
+        from scipy.signal import resample_poly
+    except ImportError as error:  # inside try: transformers' remote-code import check skips it
+        raise ImportError(
+            f"a waveform at {source_rate} Hz must be resampled to {target_rate} Hz, which needs scipy: pip install "
+            f"scipy (or pass audio at {target_rate} Hz)"
+        ) from error
+
+    divisor = np.gcd(int(source_rate), int(target_rate))
+    return resample_poly(waveform, target_rate // divisor, source_rate // divisor).astype(np.float32)
+
+
 def clip_starts(duration: float, num_clips: int, clip_seconds: float = CLIP_SECONDS) -> np.ndarray:
     """Start times (s) of ``num_clips`` clips of ``clip_seconds`` over ``duration``: the first at 0, the last
     ending at ``duration`` (ImageBind's layout); all at 0 when the audio is shorter than one clip."""

@@ -82,6 +82,10 @@ def resolve_regions(
     return resolved
 
 
+# The hull and the point-in-polygon test are written here rather than taken from matplotlib's Path or scikit-image:
+# this file ships with the processor to the Hub (remote code), where only numpy may be assumed; a user loading
+# the processor should not need matplotlib. tests/processing/test_face_regions_geometry.py checks both against
+# scipy's ConvexHull and matplotlib's Path.contains_points.
 def _convex_hull(points: np.ndarray) -> np.ndarray:
     """Convex hull (Andrew's monotone chain) of [N, 2] points, in order around the polygon.
 

@@ -99,6 +99,8 @@ def _parse_cues(text: str, source: str, kind: str) -> list[Span]:
     return spans
 
 
+# A parser of our own rather than pysubs2: pysubs2 skips a malformed cue without a word, so an utterance would be
+# lost silently; here a bad cue is an error that names the file and the line (bad-input policy, DESIGN 6).
 def parse_srt(text: str, source: str = "<srt>") -> list[Span]:
     """Parse SubRip text; raises :class:`SpanError` naming ``source`` on malformed input.
 

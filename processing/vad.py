@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio_io import resample
 from .runtime import ProcessLocalCache, get_logger
 from .utterances import Span
 
@@ -176,7 +177,7 @@ def _silero_scores(waveform: np.ndarray, sampling_rate: int) -> FrameScores:
     import torch
 
     if sampling_rate not in SILERO_RATES:
-        waveform = _resample(waveform, sampling_rate, 16_000)
+        waveform = resample(waveform, sampling_rate, 16_000)
         sampling_rate = 16_000
     chunk = SILERO_CHUNK[sampling_rate]
     model = _silero_model()
@@ -325,13 +326,6 @@ def voice_activity(
     scores = frame_scores(waveform, sampling_rate, used)
     spans = spans_from_scores(scores, duration=duration, **options)
     return VoiceActivity(spans, used, detector, reason)
-
-
-def _resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    divisor = np.gcd(int(source_rate), int(target_rate))
-    return resample_poly(waveform, target_rate // divisor, source_rate // divisor).astype(np.float32)
 
 
 __all__ = [
