@@ -64,7 +64,7 @@ def _references() -> dict[str, dict]:
         if row.get("utterances"):
             entry["utterances"] = Path(row["utterances"])
         if "question" not in row:  # the EMER question: the explanation to reproduce
-            entry["answer"] = row["answer"]
+            entry["answer"], entry["row"] = row["answer"], row["name"]
         if "openset" in row:
             entry["openset"] = list(row["openset"])
     return references
@@ -99,7 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from microemo.evaluation.wheel import matching_scores
     from microemo.predict import load_predictor
     from microemo.processing.visualize import draw_sample
-    from microemo.report import ClipResult, loss_plot, write_report
+    from microemo.report import ClipResult, answers_to_other_questions, loss_plot, write_report
 
     output_dir = Path(args.output_dir)
     model_dir = output_dir / "model"
@@ -132,6 +132,8 @@ def run_demo(args: argparse.Namespace) -> int:
     details = dict(zip([row["name"] for row, _ in with_reference], scores["details"], strict=True))
 
     print("4/4 writing the report")
+    split_file = model_dir / "data" / "split.json"
+    held_out_rows = set(json.loads(split_file.read_text())["test"]) if split_file.is_file() else set()
     clips = []
     for row, ref in scored:
         picture = None
@@ -139,12 +141,14 @@ def run_demo(args: argparse.Namespace) -> int:
             sample = predictor.processor.prepare_sample(row["video"], utterances=str(ref["utterances"]) if ref.get("utterances") else None)
             picture = draw_sample(sample, output_dir / f"{row['name']}.png", region_names=list(predictor.processor.clue_regions),
                                   image_size=predictor.processor.image_size, patch_size=predictor.processor.patch_size,
-                                  num_audio_clips=predictor.processor.num_audio_clips)  # fmt: skip
+                                  num_audio_clips=predictor.processor.num_audio_clips, columns=4, font_scale=1.4)  # fmt: skip
         detail = details.get(row["name"]) or {}
         clips.append(ClipResult(
             name=row["name"], picture=picture, explanation=row["english"], reference=ref.get("answer", "(no reference)"),
             labels=row["openset"], reference_labels=ref.get("openset", []), precision=detail.get("precision"),
             recall=detail.get("recall"), notes=row.get("notes", []), error=row["error"],
+            split="new" if "row" not in ref else "held-out" if ref["row"] in held_out_rows else "train",
+            flags=answers_to_other_questions(row["english"], None, demo_rows()),
         ))  # fmt: skip
     summary = {
         "model": f"tiny-random preset, {sum(p.numel() for p in predictor.model.parameters()):,} parameters",
@@ -156,7 +160,8 @@ def run_demo(args: argparse.Namespace) -> int:
         "files": f"{model_dir} (model folder), {predictions_path} (predictions)",
     }
     report = write_report(output_dir / "report.html", clips, loss_plot(history, output_dir / "loss.png"),
-                          summary=summary, commands=REAL_THING)  # fmt: skip
+                          summary=summary, commands=REAL_THING,
+                          held_out=any("eval_loss" in entry for entry in history))  # fmt: skip
     print(f"report: {report.resolve()}")
     return 0
 

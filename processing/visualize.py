@@ -28,8 +28,14 @@ def draw_sample(
     clip_seconds: float = 2.0,
     title: str | None = None,
     dpi: int = 110,
+    columns: int = 8,
+    font_scale: float = 1.0,
 ) -> Path:
-    """Save the picture of ``sample`` to ``output`` (PNG); returns the path."""
+    """Save the picture of ``sample`` to ``output`` (PNG); returns the path.
+
+    ``columns`` frames a row (3 inches each) and ``font_scale`` set how large text is: a page that shows the
+    picture 1100 px wide keeps its text at least 10 px tall with ``columns=4, font_scale=1.4`` (the report's).
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -41,7 +47,8 @@ def draw_sample(
     frames = sample.video.frames
     t = frames.shape[0]
     grid = image_size // patch_size
-    cols = min(t, 8)
+    cols = min(t, columns)
+    small, medium, large = 7 * font_scale, 8 * font_scale, 9 * font_scale
     rows = int(np.ceil(t / cols))
     figure = plt.figure(figsize=(3.0 * cols, 3.2 * rows + 2.4), dpi=dpi)
     heights = [3.2] * rows + [2.4]
@@ -73,7 +80,7 @@ def draw_sample(
                         closed = np.vstack([hull, hull[:1]])
                         axis.plot(closed[:, 0], closed[:, 1], color=_COLOURS[r % len(_COLOURS)], linewidth=1.0)
         found = "face" if sample.face_found[i] else "no face"
-        axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=9)
+        axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=large)
         axis.set_xlim(0, image_size)
         axis.set_ylim(image_size, 0)
         axis.set_xticks([])
@@ -90,7 +97,7 @@ def draw_sample(
     for u, span in enumerate(sample.utterances):
         timeline.add_patch(Rectangle((span.start, 1.15), span.end - span.start, 0.5, color=(0.2, 0.5, 0.9), alpha=0.6))
         label = span.text if len(span.text) <= 40 else span.text[:37] + "..."
-        timeline.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=7, va="bottom")
+        timeline.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=small, va="bottom")
     if sample.audio_clip_starts is not None:
         starts = sample.audio_clip_starts[:num_audio_clips]
         # One row per clip: on short audio the clips overlap and would hide each other on one row.
@@ -99,23 +106,34 @@ def draw_sample(
             y = -0.08 - spacing * k
             timeline.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.0, solid_capstyle="butt")
     else:
-        timeline.text(0.01 * duration, -0.35, "no audio stream: no audio clips", fontsize=8, color="0.3", va="center")
+        timeline.text(0.01 * duration, -0.35, "no audio stream: no audio clips", fontsize=medium, color="0.3", va="center")
     if not sample.utterances:
-        timeline.text(0.01 * duration, 1.4, "no utterances", fontsize=8, color="0.3", va="center")
+        timeline.text(0.01 * duration, 1.4, "no utterances", fontsize=medium, color="0.3", va="center")
     for stamp in sample.video.timestamps:
         timeline.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
     timeline.set_xlim(0, max(duration, 1e-3))
     timeline.set_ylim(-0.75, 2.3)
     timeline.set_yticks([-0.35, 0.5, 1.4])
-    timeline.set_yticklabels(["audio clips", "waveform", "utterances"], fontsize=7)
-    timeline.set_xlabel("seconds (dotted: sampled frames)", fontsize=8)
-    timeline.tick_params(axis="x", labelsize=7)
+    timeline.set_yticklabels(["audio clips", "waveform", "utterances"], fontsize=small)
+    timeline.set_xlabel("seconds (dotted: sampled frames)", fontsize=medium)
+    timeline.tick_params(axis="x", labelsize=small)
     handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
-    figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=7, frameon=False)
+    figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=small, frameon=False)
     notes = "; ".join(sample.notes)
-    figure.suptitle((title or str(sample.video.path or "video")) + (f"\n{notes}" if notes else ""), fontsize=9, x=0.01, ha="left")
+    figure.suptitle((title or str(sample.video.path or "video")) + (f"\n{notes}" if notes else ""), fontsize=large, x=0.01, ha="left")
+    output = save_figure(figure, output)
+    plt.close(figure)
+    return output
+
+
+def save_figure(figure, output: str | os.PathLike) -> Path:
+    """Save a matplotlib figure as PNG (tight), recording in its metadata the height in pixels of its smallest
+    text (``MinTextPx``), so a page can check that the text stays readable at the size it shows the picture."""
+    from matplotlib.text import Text
+
+    sizes = [text.get_fontsize() for text in figure.findobj(Text) if text.get_visible() and text.get_text().strip()]
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, bbox_inches="tight")
-    plt.close(figure)
+    metadata = {"MinTextPx": f"{min(sizes) * figure.dpi / 72:.2f}"} if sizes else {}
+    figure.savefig(output, bbox_inches="tight", metadata=metadata)
     return output
