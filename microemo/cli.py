@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules with a `register(subparsers: argparse._SubParsersAction) -> None` function.
@@ -51,6 +52,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_progress_off_terminal() -> None:
+    """Off a terminal (a log file, CI), the Hub's, transformers' and datasets' progress bars would write a wall of
+    carriage-return lines: turn them off (before those libraries are imported; child processes inherit it).
+    A variable the user set wins."""
+    if not sys.stderr.isatty():
+        for variable in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(variable, "1")
+
+
 def _command(argv: list[str]) -> str:
     """The command named on the line (the first word that is not an option), or "" when there is none."""
     return next((word for word in argv if not word.startswith("-")), "")
@@ -60,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A failure prints one line (`microemo CMD: Error: message`) and exits 1; `--debug`
     shows the traceback instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_progress_off_terminal()
     args = build_parser(_command(argv)).parse_args(argv)
     try:
         return int(args.func(args) or 0)

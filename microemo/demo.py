@@ -78,6 +78,8 @@ def _train(model_dir: Path, quick: bool) -> float:
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", str(training_file("sft.py")),
         "--config", str(CONFIG), "--output_dir", str(model_dir), "--dataset_path", str(data),
+        # The Trainer's progress bar only on a terminal; in a log its loss lines every logging_steps are enough.
+        "--disable_tqdm", str(not sys.stderr.isatty()),
     ]  # fmt: skip
     if quick:
         command += ["--num_train_epochs", "10", "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "5"]

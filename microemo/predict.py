@@ -191,7 +191,8 @@ class Predictor:
             _Videos(self.processor, todo, matched), batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
         )  # fmt: skip
-        bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not progress or not todo)
+        # disable=None: tqdm shows the bar on a terminal only (in a log file it would be a wall of \r lines).
+        bar = tqdm(total=len(todo), desc="predict", unit="video", disable=True if not progress or not todo else None)
         for batch in loader:
             for row in self._predict_batch(batch):
                 rows[row["name"]] = row

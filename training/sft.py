@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,10 +98,18 @@ def _counts(data_path: Path, dataset) -> dict[str, int]:
     return {**counts, "train": len(dataset["train"]), "test": len(dataset["test"])}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_arguments(argv: list[str] | None = None):
+    """The script's three argument dataclasses (script, SFTConfig, model) from ``argv`` and ``--config``."""
     parser = TrlParser((MicroEmoScriptArguments, SFTConfig, MicroEmoModelConfig), description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    return parser.parse_args_and_config(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    # TRL 1.16 reads `model.is_gradient_checkpointing`, which transformers 5.24 deprecates: not our call, and
+    # nothing for the user to change; keep it out of every run's log.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    script_args, training_args, model_args = parse_arguments(argv)
     # Video batches come from our collator; TRL must neither tokenise nor drop the prepared columns.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
@@ -109,8 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     # The Trainer's own push would upload checkpoints and the output folder as is (data/, base-model/); the
     # end of this script pushes the model files only (microemo.hub.push_model_folder's allow-list).
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
-    if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
-        training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    # transformers 5.24 names it activation_checkpointing (gradient_checkpointing is a deprecated mirror).
+    if training_args.activation_checkpointing and training_args.activation_checkpointing_kwargs is None:
+        training_args.activation_checkpointing_kwargs = {"use_reentrant": False}
 
     if model_args.dtype in ("bfloat16", "float16") and not (training_args.bf16 or training_args.fp16):
         raise SystemExit(f"sft.py: dtype={model_args.dtype} keeps the frozen parts in half precision and the trained "
