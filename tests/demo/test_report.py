@@ -64,6 +64,8 @@ def test_the_report_renders_its_pictures_and_plot_in_chromium(browser, tmp_path)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOTS / "report.png"))
     assert (SCREENSHOTS / "report.png").stat().st_size > 10_000
+    browser.execute_script("arguments[0].scrollIntoView()", images[1])  # a clip's picture, as a reader sees it
+    assert browser.save_screenshot(str(SCREENSHOTS / "report-clip.png"))
 
 
 def base64_png(source: str) -> bytes:
