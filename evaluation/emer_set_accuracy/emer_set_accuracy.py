@@ -12,6 +12,7 @@ from microemo.evaluation.labels import parse_label_list
 from microemo.evaluation.prompts import resolve_prompts
 
 _DESCRIPTION = """\
+Needs the MicroEmo package (`pip install microemo`): this module is a thin wrapper over microemo.evaluation.
 EMER's open-vocabulary emotion metric (Lian et al., "Explainable Multimodal Emotion Reasoning";
 MERTools MER2024 `main-ov.py`). Per sample an LLM judge groups the union of the reference and
 predicted labels into groups of same-meaning emotions; every word is replaced by the first word of

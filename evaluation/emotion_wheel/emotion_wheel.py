@@ -9,6 +9,7 @@ from microemo.evaluation.labels import parse_label_list
 from microemo.evaluation.wheel import WheelLexicon, load_lexicon, matching_scores, wheel_scores
 
 _DESCRIPTION = """\
+Needs the MicroEmo package (`pip install microemo`): this module is a thin wrapper over microemo.evaluation.
 Judge-free scores for open-vocabulary emotion labels; no LLM is called.
 With a lexicon (MERTools' MER2025 emotion-wheel protocol): every label is mapped through a word-form
 table and a synonym table onto five emotion wheels, at level 1 (coarse) or level 2 (finer); labels

@@ -73,3 +73,13 @@ def test_evaluate_help_prints_each_default_once(capsys):
     text = capsys.readouterr().out
     assert text.count("(default: 8)") == 1 and "(default: 8) (default" not in text
     assert "default: None" not in text
+
+
+def test_each_evaluate_module_says_plainly_that_it_needs_microemo():
+    import evaluate
+
+    root = Path(__file__).resolve().parents[2] / "evaluation"
+    for name in ("emer_set_accuracy", "emotion_wheel"):
+        card = (root / name / "README.md").read_text()
+        assert "pip install microemo" in card and card.startswith("---\n"), name
+        assert "pip install microemo" in evaluate.load(str(root / name)).description, name
