@@ -51,7 +51,7 @@ def imagebind(tmp_path_factory, fidelity_config):
     return reference, path
 
 
-def test_imagebind_audio_embeddings_match_the_reference(imagebind, fidelity_config):
+def test_imagebind_audio_embeddings_match_the_reference(imagebind, fidelity_config, record_property):
     reference, path = imagebind
     model, report = assemble_model(fidelity_config, imagebind=path)
     assert not report.reports[0].unexpected, report.summary()
@@ -66,6 +66,8 @@ def test_imagebind_audio_embeddings_match_the_reference(imagebind, fidelity_conf
     hook.remove()
     torch.testing.assert_close(got.last_hidden_state, heads[0], atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(got.pooler_output, expected, atol=ATOL, rtol=RTOL)
+    record_property("max_abs_diff_trunk", float((got.last_hidden_state - heads[0]).abs().max()))
+    record_property("max_abs_diff_embedding", float((got.pooler_output - expected).abs().max()))
     # ImageBind's audio post-processor: L2 normalisation times a fixed 20.
     torch.testing.assert_close(got.pooler_output.norm(dim=-1), torch.full((3,), 20.0))
 
@@ -88,7 +90,7 @@ def kaldi_fbank(clip: np.ndarray) -> np.ndarray:
     return np.stack([fbank.get_frame(i) for i in range(fbank.num_frames_ready)])
 
 
-def test_feature_extractor_computes_imagebinds_kaldi_fbank_on_real_and_synthetic_clips():
+def test_feature_extractor_computes_imagebinds_kaldi_fbank_on_real_and_synthetic_clips(record_property):
     speech = load_audio(ASSETS / "face_speech.mp4")
     clips, _ = cut_clips(speech, 3)
     t = np.arange(32000) / 16000
@@ -110,3 +112,4 @@ def test_feature_extractor_computes_imagebinds_kaldi_fbank_on_real_and_synthetic
         np.testing.assert_allclose(raw[frames:], 0.0, atol=1e-4)
     # Log-mel values span about -15..5; the two float32 FFT implementations agree to a few 1e-4.
     assert worst < 2e-3, worst
+    record_property("max_abs_diff_log_mel", worst)

@@ -154,3 +154,33 @@ def test_local_clue_attention_of_a_patch_in_one_region_ignores_the_other_regions
         both, _ = local_attention(features, regions)
         first_only, _ = local_attention(features, regions[:, :1])
     torch.testing.assert_close(both[0, :3], first_only[0, :3])
+
+
+def test_the_local_qformer_pass_sees_only_its_frames_region_patches(model):
+    """The image Q-Former's local pass over a face frame equals the same Q-Former over that frame's region patches
+    alone (not the CLS slot, not the patches outside every region); a frame without a face has no local pass."""
+    config = model.config
+    torch.manual_seed(5)
+    pixel_values = torch.randn(2, 3, config.vision_config.image_size, config.vision_config.image_size)
+    clue_masks = torch.zeros(2, 2, config.num_patches, dtype=torch.bool)
+    clue_masks[0, 0, 3:9] = True
+    clue_masks[0, 1, 20:26] = True  # frame 1: no face
+    calls = []
+    hook = model.model.qformer.register_forward_hook(
+        lambda module, args, kwargs, output: calls.append((kwargs, output.last_hidden_state)), with_kwargs=True
+    )
+    with torch.no_grad():
+        model.model.get_frame_features(pixel_values, clue_masks=clue_masks, frame_positions=torch.arange(2))
+    hook.remove()
+    (kwargs, output), = calls
+    assert output.shape[0] == 3  # two global rows, one local row (frame 0 only)
+    local_states = kwargs["encoder_hidden_states"][2:3]
+    region = clue_masks[0].any(dim=0).nonzero().flatten()
+    with torch.no_grad():
+        alone = model.model.qformer(
+            input_ids=None,
+            query_embeds=model.model.query_tokens(1),
+            encoder_hidden_states=local_states[:, 1 + region],  # slot 0 is the (masked) CLS slot
+            encoder_attention_mask=torch.ones(1, region.numel(), dtype=torch.long),
+        ).last_hidden_state
+    torch.testing.assert_close(output[2:3], alone)

@@ -139,7 +139,7 @@ def run_reference(branch: dict, memory: torch.Tensor) -> torch.Tensor:
     return branch["projection"](output[0])
 
 
-def test_video_and_utterance_windows_match_video_llama_on_their_frames(branches, fidelity_config):
+def test_video_and_utterance_windows_match_video_llama_on_their_frames(branches, fidelity_config, record_property):
     model, video, _ = branches
     config = fidelity_config
     size, queries = config.vision_config.image_size, config.num_query_tokens
@@ -171,9 +171,10 @@ def test_video_and_utterance_windows_match_video_llama_on_their_frames(branches,
     expected = torch.cat(expected)
     assert embeds.shape == expected.shape == (5 * v, config.text_config.hidden_size)
     torch.testing.assert_close(embeds, expected, atol=ATOL, rtol=RTOL)
+    record_property("max_abs_diff_video", float((embeds - expected).abs().max()))
 
 
-def test_audio_branch_matches_video_llama_on_each_samples_clips(branches, fidelity_config):
+def test_audio_branch_matches_video_llama_on_each_samples_clips(branches, fidelity_config, record_property):
     model, _, audio = branches
     config = fidelity_config.audio_config
     torch.manual_seed(6)
@@ -189,3 +190,4 @@ def test_audio_branch_matches_video_llama_on_each_samples_clips(branches, fideli
         expected = torch.cat([run_reference(audio, c + audio["positions"][: c.shape[0]]) for c in clips])
     assert has_audio.tolist() == [True, True]
     torch.testing.assert_close(embeds, expected, atol=ATOL, rtol=RTOL)
+    record_property("max_abs_diff_audio", float((embeds - expected).abs().max()))
