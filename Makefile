@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,dev]"
+	# Meta's ImageBind model code, the reference of tests/fidelity (CC BY-NC-SA: installed for tests, never vendored).
+	# --no-deps: its data code's requirements (torchaudio, pytorchvideo, decord) do not fit torch 2.14; its model
+	# modules need only what the `reference` extra installs.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt imagebind-unofficial
 	touch $@
 
 demo: $(BIN)/.installed

@@ -304,6 +304,46 @@ def _materialise(model: nn.Module, loaded: set[str], dtype: torch.dtype) -> None
     model.initialize_weights()
 
 
+def convert_sources(
+    config: MicroEmoConfig, sources: dict[str, StateDict], targets: dict[str, torch.Tensor]
+) -> tuple[StateDict, list[ConversionReport]]:
+    """Run each source's key map (`sources` maps a name of :data:`SOURCES` to its state dict, which may hold meta
+    tensors) and check every converted tensor against `targets` (a MicroEmo state dict of `config`): an unknown
+    name or a shape that differs raises. Returns the converted state and one report per source."""
+    unknown_sources = sorted(set(sources) - set(SOURCES))
+    if unknown_sources:
+        raise ValueError(f"unknown checkpoint source(s) {unknown_sources}; expected some of {list(SOURCES)}")
+    state: StateDict = {}
+    reports: list[ConversionReport] = []
+    for name in SOURCES:  # a fixed order: later sources never silently overwrite earlier ones' keys
+        if name not in sources:
+            continue
+        converted, report = SOURCES[name](sources[name], config)
+        unknown = sorted(set(converted) - set(targets))
+        if unknown:
+            raise ValueError(f"{report.source}: converted keys the model does not have: {unknown[:10]}")
+        for key, tensor in converted.items():
+            target = targets[key]
+            if tuple(tensor.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"{report.source}: `{key}` has shape {tuple(tensor.shape)} in the checkpoint, the model expects "
+                    f"{tuple(target.shape)}; does the preset match the checkpoint?"
+                )
+        state.update(converted)
+        reports.append(report)
+    return state, reports
+
+
+#: Each source's key map, called as `convert(state, config)`.
+SOURCES: dict[str, Callable[[StateDict, MicroEmoConfig], tuple[StateDict, ConversionReport]]] = {
+    "instructblip": lambda state, config: convert_instructblip(state),
+    "language_model": lambda state, config: convert_language_model(state, config.text_config.vocab_size),
+    "video_llama_video": convert_video_llama_video,
+    "video_llama_audio": convert_video_llama_audio,
+    "imagebind": lambda state, config: convert_imagebind_audio(state),
+}
+
+
 def assemble_model(
     config: MicroEmoConfig,
     instructblip: str | Path | None = None,
@@ -317,40 +357,24 @@ def assemble_model(
     with torch.device("meta"):
         model = MicroEmoForConditionalGeneration(config)
     targets = model.state_dict()
-    expected = set(targets)
-    state: StateDict = {}
-    reports: list[ConversionReport] = []
-
-    def add(converted: StateDict, report: ConversionReport) -> None:
-        unknown = sorted(set(converted) - expected)
-        if unknown:
-            raise ValueError(f"{report.source}: converted keys the model does not have: {unknown[:10]}")
-        for key, tensor in converted.items():
-            target = targets[key]
-            if tuple(tensor.shape) != tuple(target.shape):
-                raise ValueError(
-                    f"{report.source}: `{key}` has shape {tuple(tensor.shape)} in the checkpoint, the model expects "
-                    f"{tuple(target.shape)}; does the preset match the checkpoint?"
-                )
-        state.update(converted)
-        reports.append(report)
-
+    loaded: dict[str, StateDict] = {}
     if instructblip is not None:
-        add(*convert_instructblip(load_safetensors_subset(
-            instructblip, lambda k: k.startswith(("vision_model.", "qformer.")) or k == "query_tokens")))
+        loaded["instructblip"] = load_safetensors_subset(
+            instructblip, lambda k: k.startswith(("vision_model.", "qformer.")) or k == "query_tokens")
     if language_model is not None:
-        add(*convert_language_model(load_safetensors_subset(
-            language_model, lambda k: k.startswith(("model.", "lm_head."))), config.text_config.vocab_size))
+        loaded["language_model"] = load_safetensors_subset(
+            language_model, lambda k: k.startswith(("model.", "lm_head.")))
     if video_llama_video is not None:
-        add(*convert_video_llama_video(load_pth(video_llama_video), config))
+        loaded["video_llama_video"] = load_pth(video_llama_video)
     if video_llama_audio is not None:
-        add(*convert_video_llama_audio(load_pth(video_llama_audio), config))
+        loaded["video_llama_audio"] = load_pth(video_llama_audio)
     if imagebind is not None:
-        add(*convert_imagebind_audio(load_pth(imagebind)))  # fmt: skip
+        loaded["imagebind"] = load_pth(imagebind)
+    state, reports = convert_sources(config, loaded, targets)
 
     state = {key: tensor.to(dtype) if tensor.is_floating_point() else tensor for key, tensor in state.items()}
     model.load_state_dict(state, strict=False, assign=True)
     _materialise(model, set(state), dtype)
     model.freeze_pretrained_parts()
-    missing = sorted(key for key in expected - set(state) if not key.endswith(("position_ids", "inv_freq")))
+    missing = sorted(key for key in set(targets) - set(state) if not key.endswith(("position_ids", "inv_freq")))
     return model.eval(), AssemblyReport(reports, missing)

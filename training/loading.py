@@ -15,9 +15,10 @@ from microemo.processing.processing_microemo import MicroEmoProcessor
 #: layers use other names, nor on the bridges, which are trained in full as `modules_to_save`).
 DEFAULT_LORA_TARGET_MODULES = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 
-#: Parameters of the modules the paper adds (fusion gate and local clue attention, utterance Q-Former and its
-#: queries): the optimizer gives them `new_modules_learning_rate` (see docs/training.md for the measurement).
-NEW_MODULE_NAMES = ("local_clue_attention", "utterance_qformer", "utterance_query_tokens")
+#: Parameters of the modules that start from scratch (the local clue attention, which owns the fusion gate): the
+#: optimizer gives them `new_modules_learning_rate` (docs/training.md). The utterance Q-Former and its queries are
+#: new in the paper too but start from Video-LLaMA's video Q-Former, so they train at the global rate.
+NEW_MODULE_NAMES = ("local_clue_attention",)
 
 BASE_MODEL_FOLDER = "base-model"
 DATA_FOLDER = "data"

@@ -56,8 +56,8 @@ class MicroEmoScriptArguments:
     processor_name_or_path: str | None = field(default=None, metadata={"help": "Processor folder (default: the model's)."})
     new_modules_learning_rate: float | None = field(
         default=1e-3,
-        metadata={"help": "Learning rate of the fusion gate, local clue attention and utterance Q-Former (None: the "
-                          "global learning_rate). See docs/training.md."},
+        metadata={"help": "Learning rate of the modules that start from scratch, the fusion gate and the local clue "
+                          "attention (None: the global learning_rate). See docs/training.md."},
     )  # fmt: skip
     use_local_clue_attention: bool | None = field(
         default=None, metadata={"help": "Override the model config's switch (Table 2 ablations); None keeps it."}

@@ -14,33 +14,60 @@ from microemo.hub import CardInfo, model_card, save_model_folder
 
 from .loading import is_new_module_parameter
 
+#: Parameters kept out of weight decay besides transformers' own rule (biases, norms): the fusion gate is one
+#: scalar per channel that starts at zero; decay would pull the local clue path shut again.
+NO_DECAY_NAMES = ("fusion_gate",)
+
+
+def optimizer_parameter_groups(
+    model: torch.nn.Module, weight_decay: float, decay_names: set[str] | list[str], new_modules_learning_rate: float | None
+) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups of the trainable parameters, each with its ``param_names``.
+
+    A parameter decays when ``decay_names`` (transformers' ``get_decay_parameter_names``) holds it and it is not one
+    of :data:`NO_DECAY_NAMES`. The modules that start from scratch (``is_new_module_parameter``: the fusion gate and
+    the local clue attention) get ``new_modules_learning_rate``; every other group keeps the global rate (no "lr"
+    key). The utterance Q-Former starts from Video-LLaMA's video Q-Former, so it trains at the global rate.
+    """
+    decay_names = set(decay_names)
+    groups: dict[tuple[bool, bool], dict[str, list]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        decays = name in decay_names and not any(part in NO_DECAY_NAMES for part in name.split("."))
+        new = new_modules_learning_rate is not None and is_new_module_parameter(name)
+        group = groups.setdefault((new, decays), {"params": [], "param_names": []})
+        group["params"].append(parameter)
+        group["param_names"].append(name)
+    parameter_groups = []
+    for (new, decays), group in sorted(groups.items()):
+        group["weight_decay"] = weight_decay if decays else 0.0
+        if new:
+            group["lr"] = new_modules_learning_rate
+        parameter_groups.append(group)
+    return parameter_groups
+
 
 class MicroEmoSFTTrainer(SFTTrainer):
-    """``SFTTrainer`` whose optimizer gives the paper's new modules (fusion gate, local clue attention,
-    utterance Q-Former) their own learning rate, ``new_modules_learning_rate``; the scheduler scales every
-    group alike (warm-up, cosine). ``None`` keeps one learning rate for everything."""
+    """``SFTTrainer`` whose optimizer gives the modules that start from scratch (fusion gate, local clue attention)
+    their own learning rate, ``new_modules_learning_rate``, and keeps the fusion gate out of weight decay; the
+    scheduler scales every group alike (warm-up, cosine). ``None`` keeps one learning rate for everything."""
 
     def __init__(self, *args: Any, new_modules_learning_rate: float | None = None, **kwargs: Any) -> None:
         self.new_modules_learning_rate = new_modules_learning_rate
         super().__init__(*args, **kwargs)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        if self.optimizer is not None or self.new_modules_learning_rate is None:
+        if self.optimizer is not None:
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
-        decay = set(self.get_decay_parameter_names(opt_model))
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-        for name, parameter in opt_model.named_parameters():
-            if parameter.requires_grad:
-                groups.setdefault((is_new_module_parameter(name), name in decay), []).append(parameter)
+        groups = optimizer_parameter_groups(
+            opt_model, self.args.weight_decay, self.get_decay_parameter_names(opt_model), self.new_modules_learning_rate
+        )
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-        parameter_groups = []
-        for (new, decays), parameters in sorted(groups.items()):
-            group = {"params": parameters, "weight_decay": self.args.weight_decay if decays else 0.0}
-            if new:
-                group["lr"] = self.new_modules_learning_rate
-            parameter_groups.append(group)
-        self.optimizer = optimizer_cls(parameter_groups, **optimizer_kwargs)
+        # The names are for tests and logs; some optimizer wrappers do not expect the key.
+        self.optimizer = optimizer_cls([{k: v for k, v in g.items() if k != "param_names"} for g in groups],
+                                       **optimizer_kwargs)  # fmt: skip
         return self.optimizer
 
 
@@ -126,4 +153,7 @@ def write_model_card(
     return path
 
 
-__all__ = ["MicroEmoSFTTrainer", "save_final_model", "write_model_card", "trained_parameter_names"]
+__all__ = [
+    "MicroEmoSFTTrainer", "NO_DECAY_NAMES", "optimizer_parameter_groups", "save_final_model", "write_model_card",
+    "trained_parameter_names",
+]  # fmt: skip

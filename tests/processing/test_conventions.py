@@ -82,12 +82,15 @@ def test_an_assistant_turn_becomes_answer_only_labels_and_no_generation_prompt(p
     question = processor.emer_conversation(rotated_video, utterances=[])
     example = processor.emer_conversation(rotated_video, utterances=[], answer="She looks calm.")
     rendered = processor.apply_chat_template(example, add_generation_prompt=True)
-    assert rendered.endswith("###Assistant: She looks calm.</s>")  # no second generation prompt
+    prompt_text = processor.apply_chat_template(question, add_generation_prompt=True)
+    answer_text = rendered[len(prompt_text) :]
+    assert rendered.startswith(prompt_text) and "She looks calm." in answer_text
+    assert rendered.endswith(processor.tokenizer.eos_token)  # no second generation prompt after the answer
     train = processor.apply_chat_template(example, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     prompt = processor.apply_chat_template(question, add_generation_prompt=True, tokenize=True, return_dict=True)
     labels = train["labels"][0]
     supervised = labels[labels != -100]
-    assert processor.decode(supervised) == "She looks calm.</s>"
+    assert processor.decode(supervised) == answer_text  # the answer and its end token, nothing of the prompt
     assert torch.equal(train["assistant_masks"][0], labels != -100)
     # The ids before the answer are exactly the ids generation starts from.
     n = prompt["input_ids"].shape[1]
