@@ -11,7 +11,11 @@ Dv / Dq / Da / D the vision, Q-Former, audio and language-model widths, N real f
 """
 
 
+import copy
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,11 +32,22 @@ from transformers.models.instructblip.modeling_instructblip import (
     InstructBlipQFormerModel,
     InstructBlipVisionModel,
 )
+from transformers.utils import cached_file, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_microemo import MicroEmoConfig
 from .imagebind_audio import ImageBindAudioConfig, ImageBindAudioModel
+
+logger = logging.get_logger(__name__)
+
+# The pipeline that ships beside the model (`pipeline_microemo.py`, kept out of this file's imports so that loading
+# the model never imports transformers' pipelines): `pipeline(TASK, model=folder, trust_remote_code=True)`.
+DEFAULT_CUSTOM_PIPELINES = {
+    "video-emotion-explanation": {
+        "impl": "pipeline_microemo.MicroEmoEmotionPipeline", "pt": ["AutoModel"], "type": "multimodal"
+    }
+}
 
 # Inputs that only the prefill step consumes: once their tokens sit in the KV cache, later decoding steps
 # must not encode them again (transformers already drops `pixel_values` itself).
@@ -199,6 +214,33 @@ class MicroEmoPreTrainedModel(PreTrainedModel):
         # Loading replaces parameters, which resets `requires_grad`; the frozen parts are frozen again.
         model.freeze_pretrained_parts()
         return loaded
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self._save_custom_pipeline_files(Path(save_directory))
+
+    def _save_custom_pipeline_files(self, save_directory: Path) -> None:
+        """`config.custom_pipelines` sends `pipeline(folder)` to a file inside the folder; write that file whenever
+        the config names it: from beside this file, else from the folder or repo the model was loaded from."""
+        for task, info in (getattr(self.config, "custom_pipelines", None) or {}).items():
+            name = info["impl"].rsplit(".", 1)[0] + ".py"
+            source = Path(__file__).with_name(name)
+            if not source.is_file() and self.config._name_or_path:
+                found = cached_file(
+                    self.config._name_or_path, name,
+                    _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+                )  # fmt: skip
+                source = Path(found) if found else source
+            target = save_directory / name
+            if not source.is_file():
+                logger.warning(
+                    f"config.custom_pipelines names `{name}` for task {task!r}, but the file is neither beside "
+                    f"{Path(__file__).name} nor in {self.config._name_or_path!r}; `pipeline()` on {save_directory} "
+                    "will not find it."
+                )
+            elif not target.exists() or not target.samefile(source):
+                shutil.copyfile(source, target)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -817,6 +859,8 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
         module = type(self).__module__.rsplit(".", 1)[-1]
         auto_map.setdefault("AutoModelForImageTextToText", f"{module}.{type(self).__name__}")
         config.auto_map = auto_map
+        if getattr(config, "custom_pipelines", None) is None:
+            config.custom_pipelines = copy.deepcopy(DEFAULT_CUSTOM_PIPELINES)
 
     def freeze_pretrained_parts(self) -> None:
         """Freeze the vision encoder, audio encoder and LLM (with its head) as the config says."""
