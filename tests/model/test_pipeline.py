@@ -36,9 +36,14 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def no_mediapipe():
+    """`import mediapipe` raises ImportError; one torch thread (a tiny model gains nothing from threads that fight
+    the other processes of a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` now raises ImportError
+        patch.setitem(sys.modules, "mediapipe", None)
         yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
