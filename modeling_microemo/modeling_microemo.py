@@ -965,8 +965,21 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
             audio_embeds=outputs.audio_embeds,
         )
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs) -> dict:
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ) -> dict:
+        # The explicit `inputs_embeds` tells `generate` that the first step may start from embeddings.
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs,
+        )  # fmt: skip
         if not is_first_iteration and kwargs.get("use_cache", True):
             # The video and audio tokens are in the cache after prefill; encoding them again would fail the
             # placeholder check (the new token is not a placeholder) and waste the encoders' time.

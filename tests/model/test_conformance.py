@@ -152,6 +152,17 @@ def test_inputs_embeds_alone_find_their_placeholders(model, batch):
     torch.testing.assert_close(from_embeds.loss, from_ids.loss)
 
 
+def test_generate_from_inputs_embeds_continues_like_generate_from_input_ids(model, batch):
+    batch = {k: v for k, v in batch.items() if k != "labels"}
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    with torch.no_grad():
+        from_ids = model.generate(**batch, max_new_tokens=3, do_sample=False)
+        rest = {k: v for k, v in batch.items() if k != "input_ids"}
+        from_embeds = model.generate(**rest, inputs_embeds=embeds, max_new_tokens=3, do_sample=False)
+    # With inputs_embeds, generate returns only the new tokens.
+    assert torch.equal(from_embeds, from_ids[:, batch["input_ids"].shape[1] :])
+
+
 def test_inputs_embeds_with_a_wrong_placeholder_count_are_refused(model, batch):
     embeds = model.get_input_embeddings()(batch["input_ids"])
     embeds[0, 1] = embeds[0, 0]  # one video placeholder of sample 0 becomes an ordinary token
