@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import glob
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,15 +143,15 @@ def save_model_folder(model, processor, output_dir: str | Path, info: CardInfo) 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise NotADirectoryError(f"{output_dir}: exists and is not a directory; choose a folder to save the model in")
-    # The model's own pipeline travels with it: `pipeline(TASK, model=folder, trust_remote_code=True)`.
-    model.config.custom_pipelines = {
-        PIPELINE_TASK: {"impl": "pipeline_microemo.MicroEmoEmotionPipeline", "pt": ["AutoModel"], "type": "multimodal"}
-    }
-    from microemo.modeling_microemo import pipeline_microemo
+    # The model's own pipeline travels with it: `pipeline(TASK, model=folder, trust_remote_code=True)`; the model's
+    # save_pretrained writes the file that `custom_pipelines` names.
+    from microemo.modeling_microemo.pipeline_microemo import PIPELINE_INFO
 
+    custom = dict(getattr(model.config, "custom_pipelines", None) or {})
+    custom[PIPELINE_TASK] = dict(PIPELINE_INFO)
+    model.config.custom_pipelines = custom
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    shutil.copyfile(pipeline_microemo.__file__, output_dir / "pipeline_microemo.py")
     (output_dir / "README.md").write_text(str(model_card(model.config, info)), encoding="utf-8")
     return output_dir
 

@@ -7,7 +7,7 @@ Importing this package registers the classes with transformers' Auto classes, an
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
 
-from .configuration_microemo import MicroEmoConfig
+from .configuration_microemo import MicroEmoAudioQFormerConfig, MicroEmoConfig, MicroEmoVideoQFormerConfig
 from .imagebind_audio import ImageBindAudioConfig, ImageBindAudioModel
 from .modeling_microemo import (
     MicroEmoCausalLMOutputWithPast,
@@ -27,10 +27,12 @@ MicroEmoForConditionalGeneration.register_for_auto_class("AutoModel")
 __all__ = [
     "ImageBindAudioConfig",
     "ImageBindAudioModel",
+    "MicroEmoAudioQFormerConfig",
     "MicroEmoCausalLMOutputWithPast",
     "MicroEmoConfig",
     "MicroEmoForConditionalGeneration",
     "MicroEmoModel",
     "MicroEmoModelOutputWithPast",
     "MicroEmoPreTrainedModel",
+    "MicroEmoVideoQFormerConfig",
 ]

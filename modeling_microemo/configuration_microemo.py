@@ -17,8 +17,43 @@ from .imagebind_audio import ImageBindAudioConfig
 AutoConfig.register(ImageBindAudioConfig.model_type, ImageBindAudioConfig, exist_ok=True)
 
 # Video-LLaMA's video and audio Q-Formers: BERT with 2 layers, cross-attention in every layer and no text
-# input; transformers' Blip2QFormerModel with these settings matches them key for key.
-_TEMPORAL_QFORMER_DEFAULTS = {"num_hidden_layers": 2, "cross_attention_frequency": 1, "use_qformer_text_input": False}
+# input; transformers' Blip2QFormerModel with these settings matches them key for key. A partial dict (e.g. only
+# `hidden_size`) keeps that layout, since the defaults are the classes' own.
+
+
+class MicroEmoVideoQFormerConfig(Blip2QFormerConfig):
+    r"""
+    Configuration of MicroEmo's global and utterance video Q-Formers (a [`Blip2QFormerModel`] over the frames'
+    query tokens). Same fields as [`Blip2QFormerConfig`], with Video-LLaMA's defaults: 2 layers, cross-attention in
+    every layer, no text input. Its own class (and `base_config_key`) so that
+    `MicroEmoVideoQFormerConfig.from_pretrained(microemo_checkpoint)` returns this sub-config, not the image
+    Q-Former's `qformer_config`.
+    """
+
+    model_type = "microemo_video_qformer"
+    base_config_key = "video_qformer_config"
+
+    num_hidden_layers: int = 2
+    cross_attention_frequency: int = 1
+    use_qformer_text_input: bool = False
+
+
+class MicroEmoAudioQFormerConfig(Blip2QFormerConfig):
+    r"""
+    Configuration of MicroEmo's audio Q-Former (a [`Blip2QFormerModel`] over the audio clip embeddings): Video-LLaMA's
+    defaults as [`MicroEmoVideoQFormerConfig`], loaded from a MicroEmo checkpoint's `audio_qformer_config`.
+    """
+
+    model_type = "microemo_audio_qformer"
+    base_config_key = "audio_qformer_config"
+
+    num_hidden_layers: int = 2
+    cross_attention_frequency: int = 1
+    use_qformer_text_input: bool = False
+
+
+for _config_class in (MicroEmoVideoQFormerConfig, MicroEmoAudioQFormerConfig):
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
 
 
 class MicroEmoConfig(PreTrainedConfig):
@@ -32,13 +67,13 @@ class MicroEmoConfig(PreTrainedConfig):
         vision_config (`InstructBlipVisionConfig` or `dict`): frozen frame encoder (EVA ViT-g/14 at 224 px).
         qformer_config (`InstructBlipQFormerConfig` or `dict`): image Q-Former; its `encoder_hidden_size` is set
             to the vision width.
-        video_qformer_config (`Blip2QFormerConfig` or `dict`): the global video Q-Former and, when
+        video_qformer_config (`MicroEmoVideoQFormerConfig` or `dict`): the global video Q-Former and, when
             `use_utterance_windows`, the utterance Q-Former (2 layers, cross-attention in every layer, no text);
             its `encoder_hidden_size` is set to the image Q-Former width.
         audio_config (`dict` or config): audio encoder. `model_type="microemo_imagebind_audio"` (default) is the
             ImageBind-style encoder of `imagebind_audio.py`; any transformers audio model type (e.g. `hubert`,
             `whisper`) selects that model's encoder instead.
-        audio_qformer_config (`Blip2QFormerConfig` or `dict`): audio Q-Former (2 layers); its
+        audio_qformer_config (`MicroEmoAudioQFormerConfig` or `dict`): audio Q-Former (2 layers); its
             `encoder_hidden_size` is set to the audio encoder's output width.
         text_config (`dict` or config): the language model (`llama` by default), built with `AutoModel`.
 
@@ -70,9 +105,9 @@ class MicroEmoConfig(PreTrainedConfig):
     sub_configs_defaults = {
         "vision_config": InstructBlipVisionConfig,
         "qformer_config": InstructBlipQFormerConfig,
-        "video_qformer_config": SubConfigSpec(Blip2QFormerConfig, init_kwargs=dict(_TEMPORAL_QFORMER_DEFAULTS)),
+        "video_qformer_config": MicroEmoVideoQFormerConfig,
         "audio_config": SubConfigSpec(AutoConfig, model_type=ImageBindAudioConfig.model_type),
-        "audio_qformer_config": SubConfigSpec(Blip2QFormerConfig, init_kwargs=dict(_TEMPORAL_QFORMER_DEFAULTS)),
+        "audio_qformer_config": MicroEmoAudioQFormerConfig,
         # LLaMA-2's 32000 tokens plus the `<video>` and `<audio>` placeholders.
         "text_config": SubConfigSpec(AutoConfig, model_type="llama", init_kwargs={"vocab_size": 32002}),
     }
@@ -102,12 +137,6 @@ class MicroEmoConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
-        # A partial dict (e.g. only `hidden_size`) keeps the Video-LLaMA layout of the temporal Q-Formers: the
-        # spec's defaults apply only when the whole sub-config is missing, so merge them under the user's keys.
-        for name in ("video_qformer_config", "audio_qformer_config"):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                setattr(self, name, {**_TEMPORAL_QFORMER_DEFAULTS, **value})
         super().__post_init__(**kwargs)
         # The cross-attention widths follow from the encoders; like InstructBlipConfig we derive them
         # rather than trust a value that could silently disagree.
@@ -176,4 +205,4 @@ class MicroEmoConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["MicroEmoConfig"]
+__all__ = ["MicroEmoAudioQFormerConfig", "MicroEmoConfig", "MicroEmoVideoQFormerConfig"]

@@ -11,23 +11,43 @@ Dv / Dq / Da / D the vision, Q-Former, audio and language-model widths, N real f
 """
 
 
+import copy
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutputWithPast
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MultimodalBaseModelOutputWithPast,
+    MultimodalCausalLMOutputWithPast,
+)
 from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
 from transformers.models.instructblip.modeling_instructblip import (
     InstructBlipQFormerModel,
     InstructBlipVisionModel,
 )
-from transformers.utils import ModelOutput
+from transformers.utils import cached_file, logging
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_microemo import MicroEmoConfig
 from .imagebind_audio import ImageBindAudioConfig, ImageBindAudioModel
+
+logger = logging.get_logger(__name__)
+
+# The pipeline that ships beside the model (`pipeline_microemo.py`, kept out of this file's imports so that loading
+# the model never imports transformers' pipelines): `pipeline(TASK, model=folder, trust_remote_code=True)`.
+DEFAULT_CUSTOM_PIPELINES = {
+    "video-emotion-explanation": {
+        "impl": "pipeline_microemo.MicroEmoEmotionPipeline", "pt": ["AutoModel"], "type": "multimodal"
+    }
+}
 
 # Inputs that only the prefill step consumes: once their tokens sit in the KV cache, later decoding steps
 # must not encode them again (transformers already drops `pixel_values` itself).
@@ -44,14 +64,21 @@ _MULTIMODAL_INPUT_NAMES = (
 
 
 @dataclass
-class MicroEmoModelOutputWithPast(BaseModelOutputWithPast):
+class MicroEmoModelOutputWithPast(MultimodalBaseModelOutputWithPast):
     """
-    Output of [`MicroEmoModel`]: the language model's output plus the multimodal tokens that were scattered in.
+    Output of [`MicroEmoModel`]: the language model's output, the encoders' outputs (BLIP-family style, for
+    `output_hidden_states` users) and the multimodal tokens that were scattered in.
 
     Args:
+        last_hidden_state, cache, hidden_states, attentions: the language model's.
+        video_outputs (`BaseModelOutputWithPooling`, *optional*): as returned by [`MicroEmoModel.get_video_features`]:
+            the frame encoder's states per sample and frame, its `hidden_states` / `attentions` when requested,
+            and `pooler_output`, one tensor of projected video tokens per sample.
+        audio_outputs (`BaseModelOutputWithPooling`, *optional*): as returned by
+            [`MicroEmoModel.get_audio_features`], the same for the audio encoder.
         video_embeds (`torch.FloatTensor` of shape `(num_video_tokens, hidden_size)`, *optional*):
             projected video tokens of the whole batch, sample by sample, each sample's global window first and
-            then one window per utterance.
+            then one window per utterance (`video_outputs.pooler_output` concatenated).
         audio_embeds (`torch.FloatTensor` of shape `(num_audio_tokens, hidden_size)`, *optional*):
             projected audio tokens of the samples that have audio, sample by sample.
     """
@@ -61,7 +88,7 @@ class MicroEmoModelOutputWithPast(BaseModelOutputWithPast):
 
 
 @dataclass
-class MicroEmoCausalLMOutputWithPast(ModelOutput):
+class MicroEmoCausalLMOutputWithPast(MultimodalCausalLMOutputWithPast):
     """
     Output of [`MicroEmoForConditionalGeneration`].
 
@@ -71,16 +98,26 @@ class MicroEmoCausalLMOutputWithPast(ModelOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`): LM head scores.
         cache (`Cache`, *optional*): the language model's KV cache.
         hidden_states, attentions: the language model's, when requested.
-        video_embeds, audio_embeds: as in [`MicroEmoModelOutputWithPast`].
+        video_outputs, audio_outputs, video_embeds, audio_embeds: as in [`MicroEmoModelOutputWithPast`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    cache: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     video_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
+
+
+def _max_input_length(text_config) -> int:
+    """Longest input the language model's positions cover: `max_position_embeddings`, stretched by RoPE scaling.
+
+    A scaled RoPE (`linear`, `dynamic`, `yarn`, `llama3`, ...) covers `factor` times the length it was trained on
+    (`original_max_position_embeddings` where the config has one); some configs already store the extended
+    length as `max_position_embeddings`, hence the max.
+    """
+    context = text_config.max_position_embeddings
+    rope = getattr(text_config, "rope_parameters", None) or {}
+    if rope.get("rope_type", "default") == "default" or not rope.get("factor"):
+        return context
+    original = rope.get("original_max_position_embeddings") or context
+    return max(context, int(original * float(rope["factor"])))
 
 
 class MicroEmoQueryTokens(nn.Module):
@@ -171,10 +208,39 @@ class MicroEmoPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
+        # With `output_loading_info=True` transformers returns `(model, loading_info)`.
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
         # Loading replaces parameters, which resets `requires_grad`; the frozen parts are frozen again.
         model.freeze_pretrained_parts()
-        return model
+        return loaded
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self._save_custom_pipeline_files(Path(save_directory))
+
+    def _save_custom_pipeline_files(self, save_directory: Path) -> None:
+        """`config.custom_pipelines` sends `pipeline(folder)` to a file inside the folder; write that file whenever
+        the config names it: from beside this file, else from the folder or repo the model was loaded from."""
+        for task, info in (getattr(self.config, "custom_pipelines", None) or {}).items():
+            name = info["impl"].rsplit(".", 1)[0] + ".py"
+            source = Path(__file__).with_name(name)
+            if not source.is_file() and self.config._name_or_path:
+                found = cached_file(
+                    self.config._name_or_path, name,
+                    _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+                )  # fmt: skip
+                source = Path(found) if found else source
+            target = save_directory / name
+            if not source.is_file():
+                logger.warning(
+                    f"config.custom_pipelines names `{name}` for task {task!r}, but the file is neither beside "
+                    f"{Path(__file__).name} nor in {self.config._name_or_path!r}; `pipeline()` on {save_directory} "
+                    "will not find it."
+                )
+            elif not target.exists() or not target.samefile(source):
+                shutil.copyfile(source, target)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -283,6 +349,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         utterance_frame_mask: torch.Tensor | None,
         audio_values: torch.Tensor | None,
         audio_clip_mask: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> None:
         """Shape, dtype and device checks, once, before any encoder runs. Never broadcast silently."""
 
@@ -312,17 +379,22 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                     f"MicroEmo: `{name}` is a {type(value).__module__}.{type(value).__name__}, expected a torch.Tensor "
                     "(the processor returns tensors with return_tensors='pt')."
                 )
-        if input_ids is not None:
-            if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-                raise ValueError(f"MicroEmo: `input_ids` has dtype {input_ids.dtype}, expected integer token ids (torch.long).")
-            context = self.config.text_config.max_position_embeddings
-            if input_ids.shape[-1] > context:
+        if input_ids is not None and (input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool):
+            raise ValueError(f"MicroEmo: `input_ids` has dtype {input_ids.dtype}, expected integer token ids (torch.long).")
+        if inputs_embeds is not None and inputs_embeds.ndim != 3:
+            fail("inputs_embeds", inputs_embeds, "(batch, sequence, hidden_size)")
+        text = input_ids if input_ids is not None else inputs_embeds
+        if text is not None:
+            context = _max_input_length(self.config.text_config)
+            if text.shape[1] > context:
+                name = "input_ids" if input_ids is not None else "inputs_embeds"
                 raise ValueError(
-                    f"MicroEmo: `input_ids` holds {input_ids.shape[-1]} tokens, more than the language model's context "
-                    f"(max_position_embeddings={context}); shorten the prompt or lower max_utterances."
+                    f"MicroEmo: `{name}` holds {text.shape[1]} tokens, more than the language model's context "
+                    f"({context}: max_position_embeddings with its RoPE scaling); shorten the prompt or lower "
+                    "max_utterances."
                 )
 
-        batch_size = input_ids.shape[0] if input_ids is not None else None
+        batch_size = text.shape[0] if text is not None else None
         if pixel_values is not None:
             size = self.config.vision_config.image_size
             if pixel_values.ndim != 5 or tuple(pixel_values.shape[2:]) != (3, size, size):
@@ -332,7 +404,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             check_device("pixel_values", pixel_values, self.vision_model)
             b, t = pixel_values.shape[:2]
             if batch_size is not None and b != batch_size:
-                fail("pixel_values", pixel_values, f"batch size {batch_size} as `input_ids`")
+                fail("pixel_values", pixel_values, f"batch size {batch_size} as the text")
             if t > self.config.max_frames:
                 fail("pixel_values", pixel_values, f"at most max_frames={self.config.max_frames} frames")
             if frame_mask is not None:
@@ -386,7 +458,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             check_device("audio_values", audio_values, self.audio_encoder)
             b, c = audio_values.shape[:2]
             if batch_size is not None and b != batch_size:
-                fail("audio_values", audio_values, f"batch size {batch_size} as `input_ids`")
+                fail("audio_values", audio_values, f"batch size {batch_size} as the text")
             if c > self.config.max_audio_clips:
                 fail("audio_values", audio_values, f"at most max_audio_clips={self.config.max_audio_clips} clips")
             if self.config.audio_config.model_type == ImageBindAudioConfig.model_type:
@@ -415,14 +487,17 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         qformer_attention_mask: torch.Tensor | None = None,
         clue_masks: torch.Tensor | None = None,
         frame_positions: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Timestamp-conditioned image Q-Former tokens of N real frames, global and local paths fused.
 
         `pixel_values` [N, 3, H, W], `qformer_input_ids` / `qformer_attention_mask` [N, L], `clue_masks` [N, R, P],
-        `frame_positions` [N] (index of each frame in its video). Returns [N, Q, Dq].
+        `frame_positions` [N] (index of each frame in its video), `image_embeds` [N, 1+P, Dv] the frame encoder's
+        output when the caller already has it. Returns [N, Q, Dq].
         """
         num_frames = pixel_values.shape[0]
-        image_embeds = self.vision_model(pixel_values=pixel_values).last_hidden_state  # [N, 1+P, Dv]
+        if image_embeds is None:
+            image_embeds = self.vision_model(pixel_values=pixel_values).last_hidden_state  # [N, 1+P, Dv]
         image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
 
         encoder_states, encoder_mask = image_embeds, image_mask
@@ -468,6 +543,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             frame_positions = torch.arange(num_frames, device=frame_tokens.device)
         return frame_tokens + self.frame_position_embedding(frame_positions)[:, None, :]
 
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values: torch.Tensor,
@@ -476,11 +552,17 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         qformer_attention_mask: torch.Tensor | None = None,
         clue_masks: torch.Tensor | None = None,
         utterance_frame_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected video tokens of a batch.
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Video tokens of a batch, with the frame encoder's outputs.
 
-        Returns `(video_embeds, windows_per_sample)`: video_embeds [sum_b (1 + U_b) * V, D], sample by sample,
-        each sample's global window first, then its utterances in order; windows_per_sample [B].
+        Inputs as in [`MicroEmoModel.forward`]; `output_hidden_states` / `output_attentions` (keywords or config)
+        ask the frame encoder for its per-layer states, `return_dict=False` gives a tuple. Returns a
+        `BaseModelOutputWithPooling` with:
+            last_hidden_state [B, T, 1+P, Dv]: the frame encoder's output per sample and frame (zeros on padding);
+            pooler_output: one tensor per sample, its projected video tokens [(1 + U_b) * V, D], the global window
+                first, then its utterances in order (what replaces the sample's `<video>` placeholders);
+            hidden_states / attentions: the frame encoder's over the batch's N real frames, when requested.
         """
         batch_size, num_frames = pixel_values.shape[:2]
         device = pixel_values.device
@@ -492,12 +574,16 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         def per_frame(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.to(device)[real[:, 0], real[:, 1]]
 
+        frames = pixel_values[real[:, 0], real[:, 1]]
+        encoder_kwargs = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
+        vision_outputs = self.vision_model(pixel_values=frames, return_dict=True, **encoder_kwargs)
         frame_tokens = self.get_frame_features(
-            pixel_values[real[:, 0], real[:, 1]],
+            frames,
             per_frame(qformer_input_ids),
             per_frame(qformer_attention_mask),
             per_frame(clue_masks),
             frame_positions=real[:, 1],
+            image_embeds=vision_outputs.last_hidden_state,
         )  # [N, Q, Dq]
         queries, hidden = frame_tokens.shape[1:]
         padded = frame_tokens.new_zeros(batch_size, num_frames, queries, hidden)
@@ -531,36 +617,67 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         windows_tensor = torch.cat(windows, dim=1)  # [B, 1+U, V, Dq]
         valid = torch.cat(window_valid, dim=1)  # [B, 1+U]
         video_embeds = self.video_projection(windows_tensor[valid].flatten(0, 1))
-        return video_embeds, valid.sum(dim=1)
+        per_sample = (valid.sum(dim=1) * self.config.num_video_query_tokens).tolist()
+
+        image_embeds = vision_outputs.last_hidden_state
+        frame_states = image_embeds.new_zeros(batch_size, num_frames, *image_embeds.shape[1:])
+        frame_states[real[:, 0], real[:, 1]] = image_embeds
+        return BaseModelOutputWithPooling(
+            last_hidden_state=frame_states,
+            pooler_output=tuple(video_embeds.split(per_sample)),
+            hidden_states=vision_outputs.hidden_states,
+            attentions=vision_outputs.attentions,
+        )
 
     # ------------------------------------------------------------------ audio
+    @can_return_tuple
     def get_audio_features(
-        self, audio_values: torch.Tensor, audio_clip_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected audio tokens. `audio_values` [B, C, *F] -> (audio_embeds [B_audio * A, D], has_audio [B])."""
+        self, audio_values: torch.Tensor, audio_clip_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
+        """Audio tokens of a batch, with the audio encoder's outputs.
+
+        `audio_values` [B, C, *F], `audio_clip_mask` [B, C] as in [`MicroEmoModel.forward`]. Returns a
+        `BaseModelOutputWithPooling` with:
+            last_hidden_state [B, C, Da]: one embedding per clip from the audio encoder (zeros on padded clips);
+            pooler_output: one tensor per sample, its projected audio tokens [A, D] ([0, D] without audio);
+            hidden_states / attentions: the audio encoder's over the real clips, when it provides them.
+        """
         batch_size, num_clips = audio_values.shape[:2]
         device = audio_values.device
         if audio_clip_mask is None:
             audio_clip_mask = torch.ones(batch_size, num_clips, dtype=torch.bool, device=device)
         audio_clip_mask = audio_clip_mask.bool().to(device)
         has_audio = audio_clip_mask.any(dim=1)
+        text_hidden = self.config.text_config.hidden_size
+        clip_states = audio_values.new_zeros(batch_size, num_clips, self.config.audio_output_size)
         if not has_audio.any():
-            return audio_values.new_zeros(0, self.config.text_config.hidden_size), has_audio
+            empty = tuple(audio_values.new_zeros(0, text_hidden) for _ in range(batch_size))
+            return BaseModelOutputWithPooling(last_hidden_state=clip_states, pooler_output=empty)
 
-        encoder_output = self.audio_encoder(audio_values[audio_clip_mask].to(self.audio_encoder.dtype))
+        encoder_kwargs = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
+        encoder_output = self.audio_encoder(
+            audio_values[audio_clip_mask].to(self.audio_encoder.dtype), return_dict=True, **encoder_kwargs
+        )
         clip_embeds = getattr(encoder_output, "pooler_output", None)
         if clip_embeds is None:  # sequence encoders (HuBERT, Whisper): mean over time
             clip_embeds = encoder_output.last_hidden_state.mean(dim=1)
-        padded = clip_embeds.new_zeros(batch_size, num_clips, clip_embeds.shape[-1])
-        padded[audio_clip_mask] = clip_embeds
-        padded = padded + self.audio_position_embedding(torch.arange(num_clips, device=device))
+        clip_states = clip_states.to(clip_embeds.dtype)
+        clip_states[audio_clip_mask] = clip_embeds
+        positioned = clip_states + self.audio_position_embedding(torch.arange(num_clips, device=device))
 
         audio_tokens = self.audio_qformer(
             query_embeds=self.audio_query_tokens(int(has_audio.sum())),
-            encoder_hidden_states=padded[has_audio],
+            encoder_hidden_states=positioned[has_audio],
             encoder_attention_mask=audio_clip_mask[has_audio].long(),
         ).last_hidden_state  # [B_audio, A, Dq]
-        return self.audio_projection(audio_tokens.flatten(0, 1)), has_audio
+        audio_embeds = self.audio_projection(audio_tokens.flatten(0, 1))
+        per_sample = (has_audio.long() * self.config.num_audio_query_tokens).tolist()
+        return BaseModelOutputWithPooling(
+            last_hidden_state=clip_states,
+            pooler_output=tuple(audio_embeds.split(per_sample)),
+            hidden_states=getattr(encoder_output, "hidden_states", None),
+            attentions=getattr(encoder_output, "attentions", None),
+        )
 
     def _unused_branch_anchor(self) -> torch.Tensor:
         """Zero, computed from one element of every trainable parameter outside the language model.
@@ -580,27 +697,38 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         return torch.stack([s.float() for s in slices]).sum() * 0.0
 
     # ------------------------------------------------------------------ merge
+    def get_placeholder_mask(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, token_id: int
+    ) -> torch.Tensor:
+        """[B, S] True at the placeholder `token_id`: from `input_ids`, or, without them, where `inputs_embeds`
+        holds that token's embedding (as LLaVA does), so embeddings built by the caller still get their features."""
+        if input_ids is not None:
+            return input_ids == token_id
+        token = torch.tensor(token_id, dtype=torch.long, device=inputs_embeds.device)
+        return (inputs_embeds == self.get_input_embeddings()(token).to(inputs_embeds.dtype)).all(dim=-1)
+
     @staticmethod
     def _scatter_placeholders(
         inputs_embeds: torch.Tensor,
-        input_ids: torch.Tensor,
-        token_id: int,
+        placeholder_mask: torch.Tensor,
         features: torch.Tensor,
-        expected_per_sample: torch.Tensor,
+        expected_per_sample: list[int],
         modality: str,
+        token_id: int,
+        source: str,
     ) -> torch.Tensor:
-        placeholder_mask = input_ids == token_id  # [B, S]
-        found = placeholder_mask.sum(dim=1)
-        expected_per_sample = expected_per_sample.to(found.device)
-        if not torch.equal(found, expected_per_sample):
+        found = placeholder_mask.sum(dim=1).tolist()
+        if found != expected_per_sample:
             raise ValueError(
-                f"MicroEmo: `input_ids` holds {found.tolist()} {modality} placeholder tokens (id {token_id}) per "
-                f"sample, but the {modality} inputs produce {expected_per_sample.tolist()} {modality} tokens per "
-                f"sample ({features.shape[0]} in all). Expand the placeholders with the processor."
+                f"MicroEmo: `{source}` holds {found} {modality} placeholder tokens (id {token_id}) per sample, but the "
+                f"{modality} inputs produce {expected_per_sample} {modality} tokens per sample ({features.shape[0]} in "
+                "all). Expand the placeholders with the processor."
             )
         mask = placeholder_mask[..., None].expand_as(inputs_embeds)
         return inputs_embeds.masked_scatter(mask, features.to(inputs_embeds.device, inputs_embeds.dtype))
 
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -623,6 +751,10 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         Args:
             input_ids (`torch.LongTensor` of shape `(B, S)`): text with the `<video>` / `<audio>` placeholders
                 already expanded to the exact token counts (`config.num_video_tokens(U)`, `num_audio_query_tokens`).
+            inputs_embeds (`torch.FloatTensor` of shape `(B, S, D)`): instead of `input_ids`; the placeholders are
+                the positions holding the `<video>` / `<audio>` token's embedding.
+            cache (`Cache`): the language model's KV cache to continue from (`past_key_values` is the deprecated
+                name of the same argument).
             pixel_values (`torch.FloatTensor` of shape `(B, T, 3, H, W)`): sampled frames, normalised.
             frame_mask (`torch.BoolTensor` of shape `(B, T)`): real frames (samples with fewer frames are padded).
             qformer_input_ids, qformer_attention_mask (`(B, T, L)`): the timestamp text of every frame,
@@ -634,49 +766,54 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             audio_values (`torch.FloatTensor` of shape `(B, C, *F)`): audio encoder inputs per clip.
             audio_clip_mask (`torch.BoolTensor` of shape `(B, C)`): real clips; an all-False row means no audio and
                 no audio tokens for that sample.
+            output_hidden_states, output_attentions, return_dict: as in transformers; the encoders' states are in
+                `video_outputs` / `audio_outputs`.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MicroEmo: pass exactly one of `input_ids` and `inputs_embeds`.")
-        has_multimodal = pixel_values is not None or audio_values is not None
-        if has_multimodal and input_ids is None:
-            raise ValueError("MicroEmo: multimodal inputs need `input_ids` to locate their placeholder tokens.")
         self._check_inputs(
             input_ids, pixel_values, frame_mask, qformer_input_ids, qformer_attention_mask,
-            clue_masks, utterance_frame_mask, audio_values, audio_clip_mask,
+            clue_masks, utterance_frame_mask, audio_values, audio_clip_mask, inputs_embeds=inputs_embeds,
         )  # fmt: skip
 
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
+        # Both masks before any scatter: a scattered feature could in principle equal a placeholder embedding.
+        video_mask = self.get_placeholder_mask(input_ids, inputs_embeds, self.config.video_token_id)
+        audio_mask = self.get_placeholder_mask(input_ids, inputs_embeds, self.config.audio_token_id)
+        source = "input_ids" if input_ids is not None else "inputs_embeds"
+        encoder_kwargs = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
 
-        video_embeds = audio_embeds = None
+        video_outputs = audio_outputs = video_embeds = audio_embeds = None
         if pixel_values is not None:
-            video_embeds, windows = self.get_video_features(
-                pixel_values, frame_mask, qformer_input_ids, qformer_attention_mask, clue_masks, utterance_frame_mask
+            video_outputs = self.get_video_features(
+                pixel_values, frame_mask, qformer_input_ids, qformer_attention_mask, clue_masks, utterance_frame_mask,
+                return_dict=True, **encoder_kwargs,
+            )  # fmt: skip
+            video_embeds = torch.cat(video_outputs.pooler_output)
+            counts = [tokens.shape[0] for tokens in video_outputs.pooler_output]
+            inputs_embeds = self._scatter_placeholders(
+                inputs_embeds, video_mask, video_embeds, counts, "video", self.config.video_token_id, source
             )
-            inputs_embeds = self._scatter_placeholders(
-                inputs_embeds, input_ids, self.config.video_token_id, video_embeds,
-                windows * self.config.num_video_query_tokens, "video",
-            )  # fmt: skip
         if audio_values is not None:
-            audio_embeds, has_audio = self.get_audio_features(audio_values, audio_clip_mask)
+            audio_outputs = self.get_audio_features(audio_values, audio_clip_mask, return_dict=True, **encoder_kwargs)
+            audio_embeds = torch.cat(audio_outputs.pooler_output)
+            counts = [tokens.shape[0] for tokens in audio_outputs.pooler_output]
             inputs_embeds = self._scatter_placeholders(
-                inputs_embeds, input_ids, self.config.audio_token_id, audio_embeds,
-                has_audio.long() * self.config.num_audio_query_tokens, "audio",
-            )  # fmt: skip
+                inputs_embeds, audio_mask, audio_embeds, counts, "audio", self.config.audio_token_id, source
+            )
         if self.training and torch.is_grad_enabled():
             inputs_embeds = inputs_embeds + self._unused_branch_anchor().to(inputs_embeds.dtype)
         decoding = cache is not None and cache.get_seq_length() > 0
-        if input_ids is not None and not decoding:
+        if not decoding:
             # Placeholders with no features to fill them would silently feed the placeholder embedding. (While
             # decoding, the multimodal tokens are already in the cache and the new tokens are plain text.)
-            for token_id, given, modality in (
-                (self.config.video_token_id, pixel_values is not None, "video"),
-                (self.config.audio_token_id, audio_values is not None, "audio"),
-            ):
-                if not given and (input_ids == token_id).any():
+            for mask, given, modality in ((video_mask, pixel_values is not None, "video"),
+                                          (audio_mask, audio_values is not None, "audio")):  # fmt: skip
+                if not given and mask.any():
                     raise ValueError(
-                        f"MicroEmo: `input_ids` holds {int((input_ids == token_id).sum())} {modality} placeholder "
-                        f"tokens but no {modality} inputs were given."
+                        f"MicroEmo: `{source}` holds {int(mask.sum())} {modality} placeholder tokens but no {modality} "
+                        "inputs were given."
                     )
 
         outputs = self.language_model(
@@ -692,6 +829,8 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            video_outputs=video_outputs,
+            audio_outputs=audio_outputs,
             video_embeds=video_embeds,
             audio_embeds=audio_embeds,
         )
@@ -700,7 +839,10 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
 class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin):
     """MicroEmo with the language-modelling head: the model to fine-tune and to `generate` with."""
 
+    # With `tie_word_embeddings` the head IS the embedding; the language model's plan shards the embedding
+    # (`embedding_rowwise`), so the head is sharded too, as in LlamaForCausalLM and LLaVA.
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: MicroEmoConfig):
         super().__init__(config)
@@ -717,6 +859,8 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
         module = type(self).__module__.rsplit(".", 1)[-1]
         auto_map.setdefault("AutoModelForImageTextToText", f"{module}.{type(self).__name__}")
         config.auto_map = auto_map
+        if getattr(config, "custom_pipelines", None) is None:
+            config.custom_pipelines = copy.deepcopy(DEFAULT_CUSTOM_PIPELINES)
 
     def freeze_pretrained_parts(self) -> None:
         """Freeze the vision encoder, audio encoder and LLM (with its head) as the config says."""
@@ -736,12 +880,16 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
     def set_output_embeddings(self, value: nn.Module) -> None:
         self.lm_head = value
 
-    def get_video_features(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_video_features(self, *args, **kwargs) -> BaseModelOutputWithPooling | tuple:
+        """See [`MicroEmoModel.get_video_features`]."""
         return self.model.get_video_features(*args, **kwargs)
 
-    def get_audio_features(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_audio_features(self, *args, **kwargs) -> BaseModelOutputWithPooling | tuple:
+        """See [`MicroEmoModel.get_audio_features`]."""
         return self.model.get_audio_features(*args, **kwargs)
 
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -769,8 +917,6 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
             logits_to_keep (`int` or `torch.Tensor`): compute logits for the last `logits_to_keep` positions only
                 (0 = all), as in transformers' causal LMs.
         """
-        if "past_key_values" in kwargs:
-            cache = kwargs.pop("past_key_values") if cache is None else cache
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -786,6 +932,7 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
             audio_values=audio_values,
             audio_clip_mask=audio_clip_mask,
             use_cache=use_cache,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -812,12 +959,27 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            video_outputs=outputs.video_outputs,
+            audio_outputs=outputs.audio_outputs,
             video_embeds=outputs.video_embeds,
             audio_embeds=outputs.audio_embeds,
         )
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs) -> dict:
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ) -> dict:
+        # The explicit `inputs_embeds` tells `generate` that the first step may start from embeddings.
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs,
+        )  # fmt: skip
         if not is_first_iteration and kwargs.get("use_cache", True):
             # The video and audio tokens are in the cache after prefill; encoding them again would fail the
             # placeholder check (the new token is not a placeholder) and waste the encoders' time.

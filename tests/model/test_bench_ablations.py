@@ -24,11 +24,12 @@ def test_switching_modules_off_gives_the_outputs_of_the_ablation_config(variants
     full, built = variants["full"].model, variants[name].model
     inputs = video_inputs(make_inputs(full.config, frames=8, utterances=3, with_text=False))
     with torch.no_grad():
-        expected, expected_windows = built.get_video_features(**inputs)
+        expected = built.get_video_features(**inputs).pooler_output
         with ablated(full, local, windows):
-            switched, switched_windows = full.get_video_features(**inputs)
-    torch.testing.assert_close(switched, expected, rtol=0, atol=0)
-    assert torch.equal(switched_windows, expected_windows)
+            switched = full.get_video_features(**inputs).pooler_output
+    assert len(switched) == len(expected)
+    for switched_sample, expected_sample in zip(switched, expected, strict=True):
+        torch.testing.assert_close(switched_sample, expected_sample, rtol=0, atol=0)
 
 
 def test_the_switch_puts_the_modules_back(variants):
