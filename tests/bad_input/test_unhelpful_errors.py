@@ -1,0 +1,52 @@
+"""Class D: an error names the input and what was expected (before: bare RecursionError, TypeError, IndexError,
+KeyError, or a message about something else)."""
+
+from __future__ import annotations
+
+import pytest
+
+from microemo.processing.utterances import SpanError, as_spans, decode_text, load_spans
+
+CUES = "1\n00:00:01,000 --> 00:00:02,000\nHello there.\n\n2\n00:00:03,000 --> 00:00:04,500\nBye.\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read(tmp_path, encoding):
+    """Before: 'no SRT cue found' (the bytes are valid UTF-8, NULs and all)."""
+    path = tmp_path / "nobom.srt"
+    path.write_bytes(CUES.encode(encoding))
+    assert [s.text for s in load_spans(path)] == ["Hello there.", "Bye."]
+
+
+def test_binary_bytes_are_could_not_decode_naming_the_file(tmp_path):
+    path = tmp_path / "binary.srt"
+    path.write_bytes(b"\x00\x01\x02\x00\x00\x07\xff\x00\x10" * 50)
+    with pytest.raises(SpanError, match=r"binary\.srt: could not decode"):
+        load_spans(path)
+
+
+def test_utf16_shaped_bytes_that_do_not_decode_are_named():
+    data = "ab".encode("utf-16-le") * 50 + b"\x00\xd8\x00\x00"  # a lone high surrogate
+    with pytest.raises(SpanError, match=r"subs\.srt: could not decode: it looks like UTF-16-LE"):
+        decode_text(data, "subs.srt")
+
+
+def test_json_nested_100k_deep_is_a_named_error(tmp_path):
+    """Before: a bare RecursionError with no file named."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SpanError, match=r"deep\.json: JSON nested too deeply"):
+        load_spans(path)
+
+
+@pytest.mark.parametrize("value", [5, 2.5, "clip.srt ", b"bytes", {"start": 1, "end": 2}, True])
+def test_utterances_that_are_not_a_list_of_spans_are_named(value):
+    """Before: `utterances: 5` gave a bare TypeError."""
+    with pytest.raises(SpanError, match=r"sample 0 utterances: expected a subtitle file path or a list of spans"):
+        as_spans(value, "sample 0 utterances")
+
+
+@pytest.mark.parametrize("item", [(1, "x"), ("0", 1), (None, 2), (0, 1, 5)])
+def test_a_span_tuple_with_wrong_types_names_the_item(item):
+    with pytest.raises(SpanError, match=r"spans: item 0"):
+        as_spans([item], "spans")
