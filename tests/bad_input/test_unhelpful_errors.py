@@ -4,6 +4,7 @@ KeyError, or a message about something else)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from microemo.processing.utterances import SpanError, as_spans, decode_text, load_spans
 
@@ -50,3 +51,15 @@ def test_utterances_that_are_not_a_list_of_spans_are_named(value):
 def test_a_span_tuple_with_wrong_types_names_the_item(item):
     with pytest.raises(SpanError, match=r"spans: item 0"):
         as_spans([item], "spans")
+
+
+@pytest.mark.parametrize("bad_id", [-1, 10**6])
+def test_an_input_id_outside_the_vocabulary_is_named(tiny_model, make_batch, bad_id):
+    """Before: a bare IndexError from the embedding."""
+    batch = make_batch(tiny_model.config, frames=[2], utterances=[1], audio_clips=[1])
+    ids = batch["input_ids"].clone()
+    ids[0, -1] = bad_id
+    vocabulary = tiny_model.get_input_embeddings().num_embeddings
+    with pytest.raises(ValueError, match=rf"`input_ids` holds the id {bad_id}, outside the vocabulary \[0, {vocabulary}\)"):
+        with torch.no_grad():
+            tiny_model(**dict(batch, input_ids=ids))
