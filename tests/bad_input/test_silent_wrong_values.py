@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,3 +40,76 @@ def test_finite_but_huge_features_are_refused_by_sample(tiny_model, make_batch, 
     tensor[1].view(-1)[3] = 1e30
     with pytest.raises(ValueError, match=rf"`{name}` holds values beyond \+-10000 \(sample\(s\) \[1\]\)"), torch.no_grad():
         tiny_model(**dict(batch, **{name: tensor}))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pixel conventions of frame arrays
+
+
+def test_float_frames_in_minus_one_to_one_are_mapped_with_a_note():
+    """Before: clipped to black half-images without a word."""
+    from microemo.processing.video_io import frames_from_array
+
+    frames = np.linspace(-1.0, 1.0, 2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    video = frames_from_array(frames)
+    assert video.frames.min() == 0 and video.frames.max() == 255
+    assert np.abs(video.frames.astype(int) - (frames + 1) * 127.5).max() <= 0.5
+    assert any("normalised -1-1" in note for note in video.notes)
+
+
+def test_uint16_frames_are_scaled_from_16_bits_with_a_note():
+    """Before: clipped to white."""
+    from microemo.processing.video_io import frames_from_array
+
+    frames = np.full((1, 4, 4, 3), 32896, dtype=np.uint16)  # mid-grey in 16 bits
+    video = frames_from_array(frames)
+    assert (video.frames == 128).all() and any("16-bit" in note for note in video.notes)
+
+
+@pytest.mark.parametrize("frames", [np.full((1, 4, 4, 3), 300.0), np.full((1, 4, 4, 3), -5.0), np.full((1, 4, 4, 3), 1e30),
+                                    np.full((1, 4, 4, 3), -3, dtype=np.int16), np.full((1, 4, 4, 3), 70_000, dtype=np.int64)])  # fmt: skip
+def test_frames_outside_every_pixel_convention_are_refused(frames):
+    from microemo.processing.video_io import frames_from_array
+
+    with pytest.raises(ValueError, match="follow none of the pixel conventions"):
+        frames_from_array(frames)
+
+
+@pytest.mark.parametrize(
+    "frames, expected",
+    [(np.full((1, 2, 2, 3), 0.5, np.float32), 127), (np.full((1, 2, 2, 3), 200.0), 200), (np.full((1, 2, 2, 3), 7, np.int64), 7)],
+)
+def test_the_usual_conventions_convert_as_before_and_without_a_note(frames, expected):
+    from microemo.processing.video_io import frames_from_array
+
+    video = frames_from_array(frames)
+    assert (video.frames == expected).all() and video.notes == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Landmarks
+
+
+def test_landmarks_in_pixels_are_refused():
+    """Before: accepted, and a face was 'found' on every frame."""
+    from microemo.processing.input_checks import check_landmarks
+
+    points = np.random.default_rng(0).uniform(0, 640, (2, 478, 2))
+    with pytest.raises(ValueError, match=r"clip: landmark x/y values span .*fractions of the frame.*Pixels\?"):
+        check_landmarks(points, 2, "clip")
+
+
+def test_normalised_landmarks_with_no_face_rows_pass():
+    from microemo.processing.input_checks import check_landmarks
+
+    points = np.random.default_rng(0).uniform(-0.05, 1.05, (3, 478, 3))
+    points[1] = np.nan
+    assert check_landmarks(points, 3, "clip").dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(2, 478), (3, 478, 2), (2, 478, 4), (1, 2, 478, 2)])
+def test_landmarks_of_the_wrong_shape_are_named(shape):
+    from microemo.processing.input_checks import check_landmarks
+
+    with pytest.raises(ValueError, match=r"clip: landmarks must be \[T=2, 478, 2 or 3\]"):
+        check_landmarks(np.zeros(shape), 2, "clip")

@@ -3,6 +3,7 @@ KeyError, or a message about something else)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,3 +64,28 @@ def test_an_input_id_outside_the_vocabulary_is_named(tiny_model, make_batch, bad
     with pytest.raises(ValueError, match=rf"`input_ids` holds the id {bad_id}, outside the vocabulary \[0, {vocabulary}\)"):
         with torch.no_grad():
             tiny_model(**dict(batch, input_ids=ids))
+
+
+@pytest.mark.parametrize("video", [123, 1.5, True, b"clip.mp4", {"path": "clip.mp4"}, np.float32(2.0), "  "])
+def test_a_video_that_is_not_a_path_or_frames_is_named_as_a_video(video):
+    """Before: `path` 123 talked about frame shapes."""
+    from microemo.processing.input_checks import check_video_source
+
+    with pytest.raises((TypeError, ValueError), match=r"sample 0: the video .*expected a file path, a DecodedVideo, or frames"):
+        check_video_source(video, "sample 0")
+
+
+def test_a_batch_of_frames_in_one_videos_place_is_named():
+    """Before: a 5-D frame array blamed `landmarks`."""
+    from microemo.processing.input_checks import check_video_frames
+
+    with pytest.raises(ValueError, match=r"conversation 0: frames of shape \(1, 2, 8, 8, 3\) are a batch of videos"):
+        check_video_frames(np.zeros((1, 2, 8, 8, 3)), "conversation 0")
+
+
+def test_content_given_as_a_dict_says_to_put_it_in_a_list():
+    """Before: "a content part needs a 'type', got 'type'"."""
+    from microemo.processing.input_checks import check_content
+
+    with pytest.raises(ValueError, match=r"message 0: 'content' is a dict; expected a string or a list of parts"):
+        check_content({"type": "text", "text": "hi"}, "conversation 0, message 0")
