@@ -186,6 +186,22 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     )
 
 
+def stream_durations(path: str | os.PathLike) -> list[tuple[str, int, float | None]]:
+    """``(kind, index among that kind, seconds or None when the file does not say)`` of every audio and video
+    stream, from the container's header (nothing is decoded): a page can refuse a long stream before decoding."""
+    out = []
+    with open_container(path) as container:
+        for kind in ("video", "audio"):
+            for index, stream in enumerate(getattr(container.streams, kind)):
+                seconds = None
+                if stream.duration is not None and stream.time_base is not None:
+                    seconds = float(stream.duration * stream.time_base)
+                elif container.duration is not None:
+                    seconds = max(float(container.duration) / 1e6, 0.0)
+                out.append((kind, index, seconds))
+    return out
+
+
 def _scan_duration(container, stream, fps: float | None) -> tuple[float, int]:
     """Duration from the packets' timestamps (no decoding); packet count / fps when they have none."""
     start = _stream_start(stream)
