@@ -72,3 +72,28 @@ def check_content(content: object, source: str) -> None:
         )
     if not isinstance(content, (list, tuple)):
         raise ValueError(f"{source}: 'content' is {type(content).__name__} {content!r:.60}; expected a string or a list of parts")
+
+
+def check_placeholder_tokens(tokenizer, chat_template: str | None, defaults: dict[str, str]) -> None:
+    """At load: each placeholder (``video_token``, ``audio_token``) is one known token of the tokenizer, text holding
+    it tokenises to exactly that id, and the chat template writes that same string, so that a renamed or missing
+    placeholder is named here instead of failing later on some prompt's text.
+
+    ``defaults`` maps each attribute name to the placeholder used when the tokenizer has no such attribute.
+    """
+    for name, default in defaults.items():
+        token = getattr(tokenizer, name, None) or default
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == getattr(tokenizer, "unk_token_id", None):
+            raise ValueError(f"the tokenizer has no {token} token ({name}): add it as a special token first")
+        pieces = tokenizer.encode(f"a {token} b", add_special_tokens=False)
+        if pieces.count(token_id) != 1:
+            raise ValueError(
+                f"the tokenizer splits its {name} {token!r} into pieces instead of the single id {token_id}: add it "
+                "with tokenizer.add_special_tokens so that it stays one token"
+            )
+        if chat_template and "<" + default.strip("<>") + ">" in chat_template and token not in chat_template:
+            raise ValueError(
+                f"the tokenizer's {name} is {token!r}, but the chat template writes {default!r}: rename the token "
+                f"back, or write {token!r} in the chat template"
+            )

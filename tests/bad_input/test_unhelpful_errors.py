@@ -89,3 +89,39 @@ def test_content_given_as_a_dict_says_to_put_it_in_a_list():
 
     with pytest.raises(ValueError, match=r"message 0: 'content' is a dict; expected a string or a list of parts"):
         check_content({"type": "text", "text": "hi"}, "conversation 0, message 0")
+
+
+def renamed_video_token_tokenizer():
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer
+
+    tokenizer = build_tiny_llm_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<vid>"]})
+    tokenizer.video_token = "<vid>"
+    return tokenizer
+
+
+def test_a_tokenizer_whose_video_token_was_renamed_is_refused_at_load():
+    """Before: it loaded, then failed on the first prompt blaming `text`."""
+    from microemo.processing.input_checks import check_placeholder_tokens
+    from microemo.processing.processing_microemo import CHAT_TEMPLATE
+
+    with pytest.raises(ValueError, match=r"video_token is '<vid>', but the chat template writes '<video>'"):
+        check_placeholder_tokens(renamed_video_token_tokenizer(), CHAT_TEMPLATE, {"video_token": "<video>", "audio_token": "<audio>"})
+
+
+def test_a_placeholder_that_is_not_a_single_token_is_refused_at_load():
+    from microemo.processing.input_checks import check_placeholder_tokens
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer
+
+    tokenizer = build_tiny_llm_tokenizer()
+    tokenizer.video_token = "video"  # in the vocabulary, but not a token of its own in running text
+    with pytest.raises(ValueError, match=r"(splits its video_token 'video' into pieces|has no video token)"):
+        check_placeholder_tokens(tokenizer, None, {"video_token": "<video>"})
+
+
+def test_the_shipped_tokenizer_and_template_pass_the_load_check():
+    from microemo.processing.input_checks import check_placeholder_tokens
+    from microemo.processing.processing_microemo import CHAT_TEMPLATE
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer
+
+    check_placeholder_tokens(build_tiny_llm_tokenizer(), CHAT_TEMPLATE, {"video_token": "<video>", "audio_token": "<audio>"})
