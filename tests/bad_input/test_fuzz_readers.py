@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +92,45 @@ def test_random_json_structures_give_spans_or_a_named_error(value):
         assert str(error).startswith("fuzz.json")
     else:
         assert_valid(spans)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chat-template content parts
+
+
+@pytest.fixture(scope="module")
+def processor():
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    return MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(),
+                                               build_tiny_qformer_tokenizer())  # fmt: skip
+
+
+MARKED_TEXT = st.lists(st.one_of(st.text(max_size=15), st.sampled_from(MARKUP + ["<|im_start|>", "<</SYS>>", "<unk>"])),
+                       max_size=8).map("".join)  # fmt: skip
+PART = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": MARKED_TEXT}),
+    st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "audio", "other", 3])}),
+    st.dictionaries(st.sampled_from(["type", "text", "x"]), JSON_VALUE, max_size=3),
+    JSON_VALUE,
+)
+MESSAGE = st.fixed_dictionaries({
+    "role": st.sampled_from(["user", "system", "assistant", "tool", "", None]),
+    "content": st.one_of(MARKED_TEXT, st.lists(PART, max_size=4), JSON_VALUE),
+})  # fmt: skip
+
+
+@FUZZ
+@given(st.lists(MESSAGE, max_size=4))
+def test_random_messages_render_a_prompt_free_of_data_markup_or_fail_clearly(processor, messages):
+    conversation = [{"role": "user", "content": [{"type": "video", "video": np.zeros((1, 8, 8, 3), np.uint8)}]}, *messages]
+    try:
+        prompt = processor.apply_chat_template(conversation, add_generation_prompt=True)
+    except (ValueError, TypeError) as error:
+        assert str(error)  # a message, never a bare KeyError / AttributeError / IndexError
+        return
+    assert isinstance(prompt, str)
+    # The template writes exactly one video placeholder; data text can add none.
+    assert prompt.count(processor.video_token) == 1 and processor.audio_token not in prompt
