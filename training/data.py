@@ -219,6 +219,10 @@ def jsonl_rows(path: str | os.PathLike) -> Rows:
         if not isinstance(answer, str) or not answer.strip():
             out.reject(name, source, f"empty answer: 'answer' is {answer!r}")
             continue
+        wrong = [key for key in ("subtitle", "question") if item.get(key) is not None and not isinstance(item[key], str)]
+        if wrong:  # a dict or list would reach the prompt as its Python repr
+            out.reject(name, source, f"'{wrong[0]}' must be a string, got {type(item[wrong[0]]).__name__}")
+            continue
         try:
             labels = _openset(item["openset"], f"{source} openset") if item.get("openset") is not None else []
         except LabelListError as error:

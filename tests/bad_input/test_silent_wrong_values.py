@@ -113,3 +113,19 @@ def test_landmarks_of_the_wrong_shape_are_named(shape):
 
     with pytest.raises(ValueError, match=r"clip: landmarks must be \[T=2, 478, 2 or 3\]"):
         check_landmarks(np.zeros(shape), 2, "clip")
+
+
+def test_a_jsonl_subtitle_or_question_that_is_not_text_sends_the_row_to_the_report(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from microemo.training.data import jsonl_rows
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "assets" / "noface_speech.mp4", tmp_path / "v.mp4")
+    lines = [{"video": "v.mp4", "name": "a", "answer": "calm", "subtitle": {"text": "hi"}},
+             {"video": "v.mp4", "name": "b", "answer": "calm", "question": ["why"]},
+             {"video": "v.mp4", "name": "c", "answer": "calm", "subtitle": "hi", "question": "why?"}]  # fmt: skip
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = jsonl_rows(tmp_path / "train.jsonl")
+    assert [row["name"] for row in rows.rows] == ["c"]
+    assert [bad["reason"] for bad in rows.bad] == ["'subtitle' must be a string, got dict", "'question' must be a string, got list"]
