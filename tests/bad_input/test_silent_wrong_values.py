@@ -129,3 +129,28 @@ def test_a_jsonl_subtitle_or_question_that_is_not_text_sends_the_row_to_the_repo
     rows = jsonl_rows(tmp_path / "train.jsonl")
     assert [row["name"] for row in rows.rows] == ["c"]
     assert [bad["reason"] for bad in rows.bad] == ["'subtitle' must be a string, got dict", "'question' must be a string, got list"]
+
+
+def test_a_truncated_video_says_its_frames_stop_early_in_the_notes(tmp_path):
+    """Before: only logged; the predict row did not say so."""
+    import av
+
+    from microemo.processing.video_io import decode_video
+
+    full = tmp_path / "full.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as container:  # index first: a cut file opens
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    video = decode_video(cut, 8)
+    assert video.timestamps[-1] < 4.0
+    assert any(note.startswith("frames stop early") and "6.00 s" in note for note in video.notes)
+    assert decode_video(full, 8).notes == []
