@@ -9,6 +9,7 @@ splits on commas). :func:`parse_label_list` accepts both and agrees with both on
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -122,6 +123,12 @@ def normalize_labels(labels: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+# Bounds on one grouping: a sample's labels number in the tens, so a reply past these is junk, and keeping it
+# would bloat the report (a 200k-label reply once wrote 171 MB and used 1.6 GB of memory).
+MAX_GROUPING_CHARS = 100_000
+MAX_GROUPING_WORDS = 2_000
+# A list of bracketed groups of unquoted words, and nothing else at the top level.
+_UNQUOTED_GROUPS = re.compile(r"\[\s*(?:\[[^\[\]]*\]\s*,?\s*)*\]")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 
 
@@ -140,6 +147,10 @@ def parse_groupings(reply: Any, *, what: str = "grouping") -> list[list[str]]:
         raise GroupingParseError(
             f"{what}: got {type(reply).__name__}; expected a list of lists of emotion words or its string form"
         )
+    if len(reply) > MAX_GROUPING_CHARS:
+        raise GroupingParseError(
+            f"{what}: a reply of {len(reply):,} characters, over {MAX_GROUPING_CHARS:,}; expected a short list of lists"
+        )
     text = _FENCE.sub("", reply.strip())
     start, end = text.find("["), text.rfind("]")
     if start < 0 or end < start:
@@ -151,15 +162,26 @@ def parse_groupings(reply: Any, *, what: str = "grouping") -> list[list[str]]:
         obj = ast.literal_eval(body)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         obj = None
+    if obj is None:  # JSON spellings (null, true) that Python's literals lack
+        try:
+            obj = json.loads(body)
+        except (ValueError, RecursionError):
+            obj = None
     if isinstance(obj, (list, tuple)):
         return _groups_from_object(obj, what=what, source=reply)
     # Unquoted words: take every innermost [...] as one group.
     if body.count("[") != body.count("]"):
         raise GroupingParseError(f"{what}: unbalanced brackets in {_shorten(reply)!r}; expected a list of lists")
+    if "[" in body[1:-1] and not _UNQUOTED_GROUPS.fullmatch(body):
+        raise GroupingParseError(
+            f"{what}: {_shorten(reply)!r} holds more than groups of words (other values or deeper lists); expected a "
+            "list of lists such as [['happy', 'joyful'], ['sad']]"
+        )
     inner = re.findall(r"\[([^\[\]]*)\]", body)
     groups = [items for items in (_split_items(chunk) for chunk in inner) if items]
     if not groups:
         raise GroupingParseError(f"{what}: no emotion words in {_shorten(reply)!r}; expected a list of lists")
+    _check_size(groups, what)
     return groups
 
 
@@ -182,7 +204,15 @@ def _groups_from_object(obj: Sequence[Any], *, what: str, source: Any) -> list[l
         )
     if not any(groups):
         raise GroupingParseError(f"{what}: {_shorten(source)!r} holds no emotion words; expected a list of lists")
+    _check_size(groups, what)
     return [group for group in groups if group]
+
+
+def _check_size(groups: Sequence[Sequence[str]], what: str) -> None:
+    words = sum(len(group) for group in groups)
+    if words > MAX_GROUPING_WORDS:
+        raise GroupingParseError(f"{what}: {words:,} words, over {MAX_GROUPING_WORDS:,}; a sample's grouping holds "
+                                 "its own few labels")  # fmt: skip
 
 
 def synonym_map(groups: Sequence[Sequence[str]]) -> dict[str, str]:

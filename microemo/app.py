@@ -55,6 +55,10 @@ SPACE_REQUIREMENTS = (
 SPACE_PACKAGES = ("microemo", "microemo.processing", "microemo.modeling_microemo")
 
 
+# A question is a sentence or two; a longer one only lengthens the prompt (its markup is removed like any data text).
+MAX_QUESTION_CHARS = 2_000
+
+
 class InputError(ValueError):
     """Input the page cannot use; the message is shown to the user as it is."""
 
@@ -122,12 +126,17 @@ class EmotionPage:
 
     def prepare(self, video: str | Path, subtitles: str | Path | None = None):
         """Check the clip (readable, a video stream, not too long) and prepare it as ``microemo predict`` does."""
-        from microemo.processing.video_io import probe_video
+        from microemo.processing.video_io import probe_video, stream_durations
 
         info = probe_video(video)
         if info.duration > self.max_seconds:
             raise InputError(f"{Path(video).name} is {info.duration:.1f} s long; this page takes clips up to "
                              f"{self.max_seconds:g} s (microemo predict takes any length)")  # fmt: skip
+        # Every stream, before anything is decoded: a short video can carry an hour of sound.
+        for kind, index, seconds in stream_durations(video):
+            if seconds is not None and seconds > self.max_seconds:
+                raise InputError(f"{Path(video).name}: its {kind} stream {index} lasts {seconds:.1f} s; this page takes "
+                                 f"clips up to {self.max_seconds:g} s in every stream")  # fmt: skip
         return self.processor.prepare_sample(str(video), utterances=str(subtitles) if subtitles else None)
 
     def draw(self, sample, name: str):
@@ -199,6 +208,9 @@ class EmotionPage:
         answer = Answer(status=f"Reading {html.escape(name)}: sampling frames, finding the face and the utterances ...")
         yield answer.outputs()
         try:
+            if question and len(question) > MAX_QUESTION_CHARS:
+                raise InputError(f"the question has {len(question):,} characters; this page takes up to "
+                                 f"{MAX_QUESTION_CHARS:,}")  # fmt: skip
             sample = self.prepare(video, subtitles)
             answer.picture = self.draw(sample, name)
             answer.status = "Writing the explanation ..."

@@ -5,7 +5,8 @@ emotion labels pulled out of it (``openset``; judge-free by default, the judge L
 asked), the utterance spans used, whether a face and audio were found, and timings. Preparing the next
 batch (decoding, face mesh, voice activity, in a DataLoader worker) overlaps generating this one;
 generation is batched and greedy, with left padding. Each row is appended as one write, so a killed run
-resumes where it stopped; a video that cannot be read gets a row with the reason and the rest go on.
+resumes where it stopped; a video that cannot be read gets a row with the reason and the rest go on. The output
+file is locked for the run, and failed rows are retried on resume (``outputs.py``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from microemo.outputs import OutputLock, append_row, plan_resume, read_rows, unreadable_reason
+
 if TYPE_CHECKING:  # torch is imported where it is used: `microemo predict --help` must not wait for it
     import torch
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".json")
 # Files in a video folder that are never videos (subtitles beside the clips, our own outputs).
-NOT_VIDEOS = (*SUBTITLE_SUFFIXES, ".jsonl", ".csv", ".txt", ".md", ".html", ".png", ".jpg")
+NOT_VIDEOS = (*SUBTITLE_SUFFIXES, ".jsonl", ".csv", ".txt", ".md", ".html", ".png", ".jpg", ".lock", ".owner")
 
 
 def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -35,7 +38,8 @@ def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            videos += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+            # Links are kept even when broken or looping: every unreadable file gets a row saying why.
+            videos += sorted(p for p in path.iterdir() if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
                              and p.suffix.lower() not in NOT_VIDEOS)  # fmt: skip
         else:
             videos.append(path)  # a missing file gets a result row saying so
@@ -88,34 +92,8 @@ def match_subtitles(videos: Sequence[Path], subtitles: str | os.PathLike | None)
 
 
 def read_done(output: Path) -> dict[str, dict]:
-    """Rows already in ``output`` by name; a last line cut off by a kill is dropped from the file."""
-    if not output.exists():
-        return {}
-    data = output.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(output, "r+b") as handle:  # the partial row of an interrupted write
-            handle.truncate(len(complete))
-    rows = {}
-    for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{output}: line {number} is not JSON ({error.msg}); is it a predictions file?") from None
-            rows[row["name"]] = row
-    return rows
-
-
-def append_row(output: Path, row: dict) -> None:
-    """Append one row as a single write (a kill leaves whole rows, or one partial last line that is dropped)."""
-    line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-    descriptor = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    """Rows already in ``output`` by name (read only; see :func:`microemo.outputs.read_rows`)."""
+    return read_rows(Path(output))[0]
 
 
 class _Videos:
@@ -132,6 +110,9 @@ class _Videos:
         video = self.videos[index]
         start = time.perf_counter()
         try:
+            reason = unreadable_reason(video)
+            if reason is not None:
+                raise FileNotFoundError(reason)
             subtitle = self.subtitles.get(video)
             sample = self.processor.prepare_sample(str(video), utterances=str(subtitle) if subtitle else None)
         except Exception as error:  # reported in the video's row; the other videos go on
@@ -153,15 +134,17 @@ class Predictor:
         max_new_tokens: longest explanation.
         num_workers: DataLoader workers preparing the next batch while this one generates (0: in this process).
         judge: an ``evaluation.judge.JudgeClient`` to extract the labels (default: judge-free word matching).
+        retry_failed: on resume, predict again the videos whose rows hold an error (default True).
     """
 
     def __init__(self, model, processor, *, question: str | None = None, batch_size: int = 4,
-                 max_new_tokens: int = 256, num_workers: int = 1, judge=None) -> None:  # fmt: skip
+                 max_new_tokens: int = 256, num_workers: int = 1, judge=None, retry_failed: bool = True) -> None:  # fmt: skip
         if batch_size < 1 or num_workers < 0 or max_new_tokens < 1:
             raise ValueError(f"batch_size and max_new_tokens must be >= 1 and num_workers >= 0, got "
                              f"{batch_size}, {max_new_tokens}, {num_workers}")  # fmt: skip
         self.model, self.processor, self.question = model.eval(), processor, question
         self.batch_size, self.max_new_tokens, self.num_workers, self.judge = batch_size, max_new_tokens, num_workers, judge
+        self.retry_failed = retry_failed
 
     def run(
         self,
@@ -181,8 +164,15 @@ class Predictor:
             if missing:
                 raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
         matched = match_subtitles(paths, subtitles)
-        output = Path(output) if output is not None else None
-        done = read_done(output) if output is not None else {}
+        if output is None:
+            return self._run(paths, matched, None, {}, {}, progress)
+        output = Path(output)
+        with OutputLock(output):
+            done, attempts = plan_resume(output, self.retry_failed)
+            return self._run(paths, matched, output, done, attempts, progress)
+
+    def _run(self, paths: list[Path], matched: dict, output: Path | None, done: dict[str, dict],
+             attempts: dict[str, int], progress: bool) -> list[dict]:  # fmt: skip
         todo = [path for path in paths if path.stem not in done]
         rows = dict(done)
         import torch
@@ -195,6 +185,7 @@ class Predictor:
         bar = tqdm(total=len(todo), desc="predict", unit="video", disable=True if not progress or not todo else None)
         for batch in loader:
             for row in self._predict_batch(batch):
+                row["attempts"] = attempts.get(row["name"], 0) + 1
                 rows[row["name"]] = row
                 if output is not None:
                     append_row(output, row)
@@ -224,8 +215,9 @@ class Predictor:
                 item["video"], english=explanations[b], openset=labels[b], labels_from=source,
                 utterances=[{"start": s.start, "end": s.end, "text": s.text} for s in sample.utterances],
                 face_frames=int(sample.face_found.sum()), frames=int(sample.face_found.size),
-                audio=bool(inputs["audio_clip_mask"][b].any()),
-                notes=inputs["notes"][b] + ([label_errors[b]] if label_errors[b] else []),
+                audio=bool(inputs["audio_clip_mask"][b].any()), notes=inputs["notes"][b],
+                # Labels the judge could not give are a failed row (exit 3, retried on resume), not empty labels.
+                error=label_errors[b],
                 seconds={"prepare": round(item["prepare_seconds"], 3), "generate": round(seconds, 3)},
             ))  # fmt: skip
         return failed + rows
@@ -295,7 +287,7 @@ def run_predict(args: argparse.Namespace) -> int:
                                         api_key_env=args.judge_api_key_env))  # fmt: skip
     predictor = load_predictor(
         args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
+        max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge, retry_failed=args.retry_failed,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
     rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
@@ -312,7 +304,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="explain the emotions in videos (JSONL results, resumable)",
         description="Explain the emotions of the person in each video with a MicroEmo model. Results are appended "
-        "to a JSONL file that `microemo evaluate --predictions` reads; videos already in it are skipped. Exit status "
+        "to a JSONL file that `microemo evaluate --predictions` reads; videos already explained in it are skipped and "
+        "failed ones retried (--no-retry-failed keeps them). One run at a time per output file. Exit status "
         "0 when every video was explained, 3 when some failed (their rows say why), 1 on an error.",
     )
     parser.add_argument("videos", nargs="+", help="video files and/or folders of videos")
@@ -331,5 +324,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--judge-model", help="extract the labels with this judge LLM (default: judge-free word matching)")
     parser.add_argument("--judge-base-url", help="the judge's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    parser.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
+                        help="on resume, predict again the videos whose rows hold an error (default: yes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_predict)

@@ -49,6 +49,9 @@ DEFAULT_CUSTOM_PIPELINES = {
     }
 }
 
+# Largest magnitude accepted in `pixel_values` / `audio_values` (normalised features lie within a few units of 0).
+MAX_ABS_FEATURE = 1e4
+
 # Inputs that only the prefill step consumes: once their tokens sit in the KV cache, later decoding steps
 # must not encode them again (transformers already drops `pixel_values` itself).
 _MULTIMODAL_INPUT_NAMES = (
@@ -381,6 +384,16 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
                 )
         if input_ids is not None and (input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool):
             raise ValueError(f"MicroEmo: `input_ids` has dtype {input_ids.dtype}, expected integer token ids (torch.long).")
+        if input_ids is not None:
+            vocabulary = self.get_input_embeddings().num_embeddings
+            if input_ids.numel() and input_ids.device.type != "meta" and (
+                int(input_ids.min()) < 0 or int(input_ids.max()) >= vocabulary
+            ):
+                bad = input_ids[(input_ids < 0) | (input_ids >= vocabulary)].flatten()[0].item()
+                raise ValueError(
+                    f"MicroEmo: `input_ids` holds the id {bad}, outside the vocabulary [0, {vocabulary}); was it made by "
+                    "another tokenizer?"
+                )
         if inputs_embeds is not None and inputs_embeds.ndim != 3:
             fail("inputs_embeds", inputs_embeds, "(batch, sequence, hidden_size)")
         text = input_ids if input_ids is not None else inputs_embeds
@@ -478,6 +491,13 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             if not torch.isfinite(tensor).all():
                 bad = (~torch.isfinite(tensor)).flatten(1).any(dim=1).nonzero().flatten().tolist()
                 raise ValueError(f"MicroEmo: `{name}` holds NaN or infinite values (sample(s) {bad}); every value must be finite.")
+            # Finite but huge values (1e30) overflow inside the encoders into the same NaN logits.
+            if not bool((tensor.abs() <= MAX_ABS_FEATURE).all()):
+                bad = (tensor.abs() > MAX_ABS_FEATURE).flatten(1).any(dim=1).nonzero().flatten().tolist()
+                raise ValueError(
+                    f"MicroEmo: `{name}` holds values beyond +-{MAX_ABS_FEATURE:g} (sample(s) {bad}); expected the "
+                    "processor's normalised features, within a few units of 0."
+                )
 
     # ------------------------------------------------------------------ video
     def get_frame_features(

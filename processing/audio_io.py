@@ -77,7 +77,34 @@ def load_audio_stream(
     Raises:
         FileNotFoundError / MediaError: unreadable file. NoAudioStreamError: no audio stream.
     """
+    waveform, described, _ = _decode_audio(path, sampling_rate, time_origin, stream, None)
+    return waveform, described
+
+
+def load_audio_for_video(
+    path: str | os.PathLike, video_duration: float, sampling_rate: int = SAMPLING_RATE, *, stream: int | None = None
+) -> tuple[np.ndarray, str, list[str]]:
+    """The sound of a video over the video's span only: decoding stops at the video's end, so a 1 s clip with an
+    hour of audio decodes one second. Returns the waveform, which stream it was, and a note when sound was cut."""
+    if not video_duration > 0:
+        raise ValueError(f"{path}: video_duration must be > 0 s, got {video_duration!r}")
+    waveform, described, cut = _decode_audio(path, sampling_rate, None, stream, float(video_duration))
+    notes = []
+    if cut:
+        notes.append(
+            f"audio: the sound runs past the end of the video; only its first {video_duration:.2f} s (the video's "
+            "span, which the frames cover) were used"
+        )
+    return waveform, described, notes
+
+
+def _decode_audio(
+    path: str | os.PathLike, sampling_rate: int, time_origin: float | None, stream: int | None, until: float | None
+) -> tuple[np.ndarray, str, bool]:
+    """Decode (see :func:`load_audio_stream`); with ``until``, stop at that many seconds after the time origin.
+    Returns the waveform, which stream it was, and whether sound past ``until`` was left out."""
     av = _import_av()
+    cut = False
     with open_container(path) as container:
         selected, described = choose_audio_stream(container, path, stream)
         stream = selected
@@ -94,6 +121,10 @@ def load_audio_stream(
             for frame in container.decode(stream):
                 if first_time is None and frame.pts is not None and frame.time_base is not None:
                     first_time = float(frame.pts * frame.time_base)
+                if until is not None and frame.pts is not None and frame.time_base is not None:
+                    if float(frame.pts * frame.time_base) - time_origin >= until:
+                        cut = True
+                        break
                 for out in resampler.resample(frame):
                     pieces.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
@@ -110,7 +141,10 @@ def load_audio_stream(
         waveform = np.concatenate([np.zeros(int(round(lead * sampling_rate)), np.float32), waveform])
     elif lead < 0:
         waveform = waveform[int(round(-lead * sampling_rate)) :]
-    return waveform, described
+    if until is not None and waveform.size > int(round(until * sampling_rate)):
+        waveform = waveform[: int(round(until * sampling_rate))]
+        cut = True
+    return waveform, described, cut
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

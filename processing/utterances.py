@@ -8,6 +8,7 @@ imported when asked for.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
@@ -38,6 +39,14 @@ class Span:
     def duration(self) -> float:
         return self.end - self.start
 
+
+# Bounds per subtitle input, far above any real file (a two-hour film has ~2,000 cues in ~150 KB), so that an
+# upload cannot hold a worker: a 9 MB file of 200k cues once took minutes. Raise them on the module if needed.
+MAX_SUBTITLE_BYTES = 8 * 1024 * 1024
+MAX_CUES = 20_000
+# A timing line is short; only its first characters are searched for the arrow, so a megabyte-long text line
+# costs one bounded regex search instead of a backtracking one.
+_TIMING_SEARCH_CHARS = 256
 
 _CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})")
 # The arrow as subtitle tools write it: "-->", and the "->" (or dash-like characters) some editors leave.
@@ -70,17 +79,18 @@ def _parse_cues(text: str, source: str, kind: str) -> list[Span]:
     def starts_cue(index: int) -> bool:
         if index >= len(lines):
             return False
-        if _LOOKS_LIKE_TIMING.search(lines[index]):
+        if looks_like_timing(lines[index]):
             return True
-        return bool(_CUE_NUMBER.match(lines[index])) and index + 1 < len(lines) and bool(
-            _LOOKS_LIKE_TIMING.search(lines[index + 1])
-        )
+        return bool(_CUE_NUMBER.match(lines[index])) and index + 1 < len(lines) and looks_like_timing(lines[index + 1])
+
+    def looks_like_timing(line: str) -> bool:
+        return bool(_LOOKS_LIKE_TIMING.search(line[:_TIMING_SEARCH_CHARS]))
 
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _LOOKS_LIKE_TIMING.search(line):
-            match = _CUE_TIMING.match(line)
+        if looks_like_timing(line):
+            match = _CUE_TIMING.match(line[:_TIMING_SEARCH_CHARS])
             if match is None:
                 raise SpanError(
                     f"{source}: line {i + 1}: malformed {kind} cue timing {line.strip()!r} "
@@ -94,9 +104,26 @@ def _parse_cues(text: str, source: str, kind: str) -> list[Span]:
                 words.append(re.sub(r"<[^>]+>", "", lines[i].strip()))  # drop VTT/SRT styling tags
                 i += 1
             spans.append(Span(start, end, " ".join(words)))
+            _check_cue_count(len(spans), source)
             continue
         i += 1
     return spans
+
+
+def _check_cue_count(count: int, source: str) -> None:
+    if count > MAX_CUES:
+        raise SpanError(
+            f"{source}: more than {MAX_CUES} subtitle cues; a video's subtitles have far fewer (split the file, or "
+            "raise microemo.processing.utterances.MAX_CUES)"
+        )
+
+
+def _check_text_size(text: str, source: str) -> None:
+    if len(text) > MAX_SUBTITLE_BYTES:
+        raise SpanError(
+            f"{source}: {len(text):,} characters of subtitles, over the {MAX_SUBTITLE_BYTES:,} limit (raise "
+            "microemo.processing.utterances.MAX_SUBTITLE_BYTES for a longer file)"
+        )
 
 
 # A parser of our own rather than pysubs2: pysubs2 skips a malformed cue without a word, so an utterance would be
@@ -106,6 +133,7 @@ def parse_srt(text: str, source: str = "<srt>") -> list[Span]:
 
     An empty file gives no spans and a warning (a clip without dialogue may have an empty subtitle file).
     """
+    _check_text_size(text, source)
     spans = _parse_cues(text, source, "SRT")
     if not spans and text.strip():
         raise SpanError(f"{source}: no SRT cue found (expected lines like '00:00:01,000 --> 00:00:02,500')")
@@ -118,6 +146,7 @@ def parse_vtt(text: str, source: str = "<vtt>") -> list[Span]:
     """Parse WebVTT text; raises :class:`SpanError` naming ``source`` on malformed input."""
     if not text.lstrip("\ufeff").startswith("WEBVTT"):
         raise SpanError(f"{source}: a WebVTT file must start with 'WEBVTT'")
+    _check_text_size(text, source)
     return _parse_cues(text, source, "WebVTT")
 
 
@@ -135,6 +164,16 @@ def decode_text(data: bytes, source: str = "<text>") -> tuple[str, str]:
                           (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):  # fmt: skip
         if data.startswith(bom):
             return data.decode(encoding), encoding.replace("-sig", "")
+    bomless = _utf16_without_bom(data)
+    if bomless is not None:
+        try:
+            return data.decode(bomless), bomless
+        except UnicodeDecodeError:
+            raise SpanError(f"{source}: could not decode: it looks like {bomless.upper()} text but is not valid") from None
+    if b"\x00" in data:
+        # Text files hold no NUL bytes (they are valid UTF-8, which is how UTF-16 without a BOM used to read
+        # as one line of garbage and "no cue found").
+        raise SpanError(f"{source}: could not decode: it holds NUL bytes, so it is not a text file in a known encoding")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -160,26 +199,64 @@ def decode_text(data: bytes, source: str = "<text>") -> tuple[str, str]:
         raise SpanError(f"{source}: cannot tell the text encoding; save it as UTF-8") from None
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the bytes look like UTF-16 without a byte-order mark, else None.
+
+    Text in a Latin, Cyrillic or Greek script written as UTF-16 has a zero byte in most code units (the high byte
+    of every ASCII character): at even offsets for big-endian, odd ones for little-endian.
+    """
+    sample = np.frombuffer(data[: 1 << 16][: len(data[: 1 << 16]) // 2 * 2], dtype=np.uint8)
+    if sample.size < 4:
+        return None
+    even_zero, odd_zero = (sample[0::2] == 0).mean(), (sample[1::2] == 0).mean()
+    if odd_zero > 0.3 and even_zero < 0.05:
+        return "utf-16-le"
+    if even_zero > 0.3 and odd_zero < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _seconds(value: object, what: str, index: int, item: object, source: str) -> float:
+    """A JSON time in seconds: a number (not a boolean, which Python would read as 0 or 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SpanError(
+            f"{source}: item {index}: start/end must be numbers (seconds), got {what}={value!r:.40} "
+            f"({type(value).__name__}) in {item!r:.80}"
+        )
+    return float(value)
+
+
+def _span_text(value: object, index: int, source: str) -> str:
+    """A span's text: a string, or null/absent for none; anything else would reach the prompt as a Python repr."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SpanError(f"{source}: item {index}: 'text' must be a string, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
 def parse_json_spans(data: str | Sequence, source: str = "<json>") -> list[Span]:
     """Parse a JSON list of ``{"start": s, "end": s, "text": "..."}`` (text optional)."""
     if isinstance(data, str):
+        _check_text_size(data, source)
         try:
             data = json.loads(data)
         except json.JSONDecodeError as error:
             raise SpanError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        except RecursionError:
+            raise SpanError(f"{source}: JSON nested too deeply to read; expected a list of {{start, end, text}} objects") from None
     if isinstance(data, dict) and "utterances" in data:
         data = data["utterances"]
     if not isinstance(data, list):
         raise SpanError(f"{source}: expected a JSON list of {{start, end, text}} objects, got {type(data).__name__}")
+    _check_cue_count(len(data), source)
     spans = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "start" not in item or "end" not in item:
-            raise SpanError(f"{source}: item {i} must be an object with 'start' and 'end' (seconds), got {item!r}")
-        try:
-            start, end = float(item["start"]), float(item["end"])
-        except (TypeError, ValueError):
-            raise SpanError(f"{source}: item {i}: start/end must be numbers, got {item!r}") from None
-        spans.append(Span(start, end, str(item.get("text", ""))))
+            raise SpanError(f"{source}: item {i} must be an object with 'start' and 'end' (seconds), got {item!r:.80}")
+        start = _seconds(item["start"], "start", i, item, source)
+        end = _seconds(item["end"], "end", i, item, source)
+        spans.append(Span(start, end, _span_text(item.get("text"), i, source)))
     return spans
 
 
@@ -200,6 +277,12 @@ def load_spans(path: str | os.PathLike) -> list[Span]:
     suffix = path.suffix.lower()
     if suffix not in (".srt", ".vtt", ".json"):
         raise SpanError(f"{path}: unknown utterance file type {suffix!r} (use .srt, .vtt or .json)")
+    size = path.stat().st_size
+    if size > MAX_SUBTITLE_BYTES:
+        raise SpanError(
+            f"{path}: {size:,} bytes, over the {MAX_SUBTITLE_BYTES:,}-byte limit for a subtitle file (raise "
+            "microemo.processing.utterances.MAX_SUBTITLE_BYTES for a longer one)"
+        )
     text, encoding = decode_text(path.read_bytes(), str(path))
     if encoding not in ("utf-8", "ascii"):
         logger.info("%s: read as %s", path, encoding)
@@ -212,6 +295,13 @@ def load_spans(path: str | os.PathLike) -> list[Span]:
 
 def as_spans(items: Iterable, source: str = "<spans>") -> list[Span]:
     """Accept Span objects, (start, end[, text]) tuples or {start, end, text} dicts."""
+    if isinstance(items, (str, bytes, os.PathLike)) or not isinstance(items, Iterable) or isinstance(items, dict):
+        raise SpanError(
+            f"{source}: expected a subtitle file path or a list of spans ((start, end[, text]), Span or "
+            f"{{start, end, text}}), [] for none, or None to find them; got {type(items).__name__} {items!r:.60}"
+        )
+    items = list(items)
+    _check_cue_count(len(items), source)
     spans = []
     for i, item in enumerate(items):
         if isinstance(item, Span):
@@ -219,7 +309,9 @@ def as_spans(items: Iterable, source: str = "<spans>") -> list[Span]:
         elif isinstance(item, dict):
             spans.extend(parse_json_spans([item], f"{source}[{i}]"))
         elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
-            spans.append(Span(float(item[0]), float(item[1]), str(item[2]) if len(item) == 3 else ""))
+            start = _seconds(item[0], "start", i, item, source)
+            end = _seconds(item[1], "end", i, item, source)
+            spans.append(Span(start, end, _span_text(item[2], i, source) if len(item) == 3 else ""))
         else:
             raise SpanError(f"{source}: item {i} is not a span (start, end[, text]): {item!r}")
     return spans
@@ -264,15 +356,38 @@ def merge_spans(spans: Sequence[Span], max_utterances: int) -> list[Span]:
     smallest gap (so the longest silences, the likeliest turn boundaries, survive)."""
     if max_utterances < 0:
         raise ValueError(f"max_utterances must be >= 0, got {max_utterances}")
-    merged = list(spans)
     if max_utterances == 0:
         return []
-    while len(merged) > max_utterances:
-        gaps = [merged[i + 1].start - merged[i].end for i in range(len(merged) - 1)]
-        i = int(np.argmin(gaps))
-        a, b = merged[i], merged[i + 1]
-        text = " ".join(t for t in (a.text, b.text) if t)
-        merged[i : i + 2] = [Span(a.start, max(a.end, b.end), text)]
+    if len(spans) <= max_utterances:
+        return list(spans)
+    # Groups of neighbouring spans in a linked list, and a heap of the gaps between neighbours with lazy deletion:
+    # O(n log n) instead of rescanning every gap after each merge. A group is always a run of consecutive input
+    # spans, so its text is joined once at the end. Ties go to the leftmost gap, as a left-to-right scan would.
+    count = len(spans)
+    start = [span.start for span in spans]
+    end = [span.end for span in spans]
+    following = list(range(1, count)) + [-1]  # group heads: the next group's first index
+    alive = [True] * count
+    heap = [(spans[i + 1].start - spans[i].end, i, i + 1) for i in range(count - 1)]
+    heapq.heapify(heap)
+    groups = count
+    while groups > max_utterances:
+        gap, left, right = heapq.heappop(heap)
+        if not (alive[left] and alive[right] and following[left] == right and start[right] - end[left] == gap):
+            continue  # a stale entry: one side was merged since
+        end[left] = max(end[left], end[right])
+        alive[right] = False
+        following[left] = following[right]
+        if following[left] >= 0:
+            heapq.heappush(heap, (start[following[left]] - end[left], left, following[left]))
+        groups -= 1
+    merged = []
+    head = 0
+    while head >= 0:
+        stop = following[head] if following[head] >= 0 else count
+        text = " ".join(span.text for span in spans[head:stop] if span.text)
+        merged.append(Span(start[head], end[head], text))
+        head = following[head]
     return merged
 
 

@@ -12,7 +12,7 @@ the processor loads (and works on already-decoded frames) without PyAV installed
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,8 @@ class DecodedVideo:
         duration: length of the video stream in seconds.
         has_audio: whether the container also holds an audio stream.
         path: the source file, when decoded from one.
+        notes: what decoding changed or could not do (frames that stop early, converted pixel values); the
+            processor adds them to the sample's notes.
     """
 
     frames: np.ndarray
@@ -70,6 +72,7 @@ class DecodedVideo:
     duration: float
     has_audio: bool = False
     path: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames)
@@ -183,6 +186,22 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     )
 
 
+def stream_durations(path: str | os.PathLike) -> list[tuple[str, int, float | None]]:
+    """``(kind, index among that kind, seconds or None when the file does not say)`` of every audio and video
+    stream, from the container's header (nothing is decoded): a page can refuse a long stream before decoding."""
+    out = []
+    with open_container(path) as container:
+        for kind in ("video", "audio"):
+            for index, stream in enumerate(getattr(container.streams, kind)):
+                seconds = None
+                if stream.duration is not None and stream.time_base is not None:
+                    seconds = float(stream.duration * stream.time_base)
+                elif container.duration is not None:
+                    seconds = max(float(container.duration) / 1e6, 0.0)
+                out.append((kind, index, seconds))
+    return out
+
+
 def _scan_duration(container, stream, fps: float | None) -> tuple[float, int]:
     """Duration from the packets' timestamps (no decoding); packet count / fps when they have none."""
     start = _stream_start(stream)
@@ -266,11 +285,12 @@ def decode_video(
         if seek_gap is None:
             interval = _keyframe_interval(stream)
             seek_gap = max(interval, 0.5) if interval is not None else SEEK_GAP_SECONDS
+        notes: list[str] = []
         try:
             if gap > seek_gap:
                 picked = _decode_by_seeking(container, stream, targets, info, max_side)
             else:
-                picked = _decode_sequentially(container, stream, targets, info, max_side)
+                picked = _decode_sequentially(container, stream, targets, info, max_side, notes)
         except av.FFmpegError as error:
             reason = getattr(error, "strerror", None) or str(error)
             raise MediaError(f"{path}: video stream cannot be decoded (FFmpeg: {reason})") from None
@@ -284,16 +304,16 @@ def decode_video(
     stamps = np.array(sorted(unique), dtype=np.float64)
     frames = np.stack([unique[t] for t in stamps])
     if stamps[-1] + 1.0 < info.duration and len(stamps) < targets.size:
-        logger.warning(
-            "%s: decodable frames end at %.2f s but the container says the video lasts %.2f s; "
-            "the file may be truncated",
-            path,
-            stamps[-1],
-            info.duration,
+        message = (
+            f"frames stop early: decodable frames end at {stamps[-1]:.2f} s but the container says the video lasts "
+            f"{info.duration:.2f} s (the file may be truncated or damaged); {len(stamps)} of {targets.size} frames"
         )
+        logger.warning("%s: %s", path, message)
+        notes.append(message)
     return DecodedVideo(
-        frames=frames, timestamps=stamps, duration=info.duration, has_audio=info.has_audio, path=str(path)
-    )
+        frames=frames, timestamps=stamps, duration=info.duration, has_audio=info.has_audio, path=str(path),
+        notes=notes,
+    )  # fmt: skip
 
 
 def _keyframe_interval(stream) -> float | None:
@@ -318,7 +338,7 @@ def _frame_time(frame, start: float, index: int, fps: float | None) -> float:
 
 
 def _decode_sequentially(
-    container, stream, targets: np.ndarray, info: VideoInfo, max_side: int | None
+    container, stream, targets: np.ndarray, info: VideoInfo, max_side: int | None, notes: list[str] | None = None
 ) -> list[tuple[float, np.ndarray]]:
     av = _import_av()
     picked: list[tuple[float, np.ndarray]] = []
@@ -344,6 +364,9 @@ def _decode_sequentially(
         if previous is None and not picked:
             raise
         logger.warning("%s: decoding stopped early (%s); using the frames decoded so far", info.path, error)
+        if notes is not None:
+            notes.append(f"frames stop early: decoding failed after {index} frames ({error}); the frames decoded so "
+                         "far are used")  # fmt: skip
     if k < targets.size and previous is not None:
         # Targets after the last frame (duration rounding, truncation) get the last frame.
         picked.append((round(previous[0], 6), _to_rgb(previous[1], info.rotation, max_side)))
@@ -377,16 +400,19 @@ def _decode_by_seeking(
 
 
 def frames_from_array(frames: np.ndarray, timestamps: np.ndarray | None = None, fps: float = 1.0) -> DecodedVideo:
-    """Wrap already-decoded frames [T, H, W, 3] (uint8 RGB) as a :class:`DecodedVideo`.
+    """Wrap already-decoded frames [T, H, W, 3] (RGB) as a :class:`DecodedVideo`.
 
-    Without ``timestamps`` the frames are taken to be ``1 / fps`` seconds apart.
+    Without ``timestamps`` the frames are taken to be ``1 / fps`` seconds apart. Pixel values follow one of the
+    usual conventions, found from the values: uint8 (or integers) 0-255; floats 0-1 or 0-255; floats -1-1
+    (normalised, as many video models write them); uint16 0-65535. A conversion other than the plain uint8 one
+    is noted; values outside every convention are refused rather than clipped into a wrong picture.
     """
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
         raise ValueError(f"frames must be a non-empty [T, H, W, 3] RGB array, got shape {tuple(frames.shape)}")
-    if not np.issubdtype(frames.dtype, np.number) or np.issubdtype(frames.dtype, np.complexfloating):
+    if frames.dtype == np.bool_ or not np.issubdtype(frames.dtype, np.number) or np.issubdtype(frames.dtype, np.complexfloating):
         raise ValueError(f"frames must hold numbers (uint8 0-255 or floats 0-1), got dtype {frames.dtype}")
     if frames.dtype != np.uint8 and not np.isfinite(frames).all():
         raise ValueError("frames hold NaN or infinite values")
@@ -396,8 +422,33 @@ def frames_from_array(frames: np.ndarray, timestamps: np.ndarray | None = None, 
     if timestamps.shape[0] != frames.shape[0]:
         raise ValueError(f"timestamps must have one entry per frame ({frames.shape[0]}), got {timestamps.shape[0]}")
     duration = float(timestamps[-1] + (timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else 1.0 / fps))
-    if frames.dtype != np.uint8:
-        if frames.max() <= 1.0:
-            frames = frames * 255.0
-        frames = np.clip(frames, 0, 255).astype(np.uint8)
-    return DecodedVideo(frames=frames, timestamps=timestamps, duration=duration)
+    frames, notes = _to_uint8(frames)
+    return DecodedVideo(frames=frames, timestamps=timestamps, duration=duration, notes=notes)
+
+
+def _to_uint8(frames: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """uint8 RGB from the pixel convention the values follow, and a note when the conversion was not the obvious one."""
+    if frames.dtype == np.uint8:
+        return frames, []
+    low, high = float(frames.min()), float(frames.max())
+    described = f"{frames.dtype} frames with values in [{low:g}, {high:g}]"
+    if np.issubdtype(frames.dtype, np.integer):
+        if low >= 0 and high <= 255:
+            return frames.astype(np.uint8), []
+        if low >= 0 and high <= 65535:
+            message = f"{described} read as 16-bit (0-65535) and scaled to 0-255"
+            logger.warning("frames: %s", message)
+            return np.round(frames.astype(np.float64) / 257.0).astype(np.uint8), [message]
+    else:
+        if low >= 0 and high <= 1.0:  # truncating, as this conversion always did
+            return (frames * 255.0).astype(np.uint8), []
+        if low >= -1.0 and high <= 1.0:
+            message = f"{described} read as normalised -1-1 pixels and mapped to 0-255"
+            logger.warning("frames: %s", message)
+            return np.round((frames.astype(np.float64) + 1.0) * 127.5).astype(np.uint8), [message]
+        if low >= 0 and high <= 255.0:
+            return frames.astype(np.uint8), []
+    raise ValueError(
+        f"frames: {described} follow none of the pixel conventions (uint8 or floats 0-255, floats 0-1 or -1-1, "
+        "uint16 0-65535); convert them to uint8 RGB"
+    )

@@ -220,6 +220,10 @@ def jsonl_rows(path: str | os.PathLike) -> Rows:
         if not isinstance(answer, str) or not answer.strip():
             out.reject(name, source, f"empty answer: 'answer' is {answer!r}")
             continue
+        wrong = [key for key in ("subtitle", "question") if item.get(key) is not None and not isinstance(item[key], str)]
+        if wrong:  # a dict or list would reach the prompt as its Python repr
+            out.reject(name, source, f"'{wrong[0]}' must be a string, got {type(item[wrong[0]]).__name__}")
+            continue
         try:
             labels = _openset(item["openset"], f"{source} openset") if item.get("openset") is not None else []
         except LabelListError as error:
@@ -513,9 +517,7 @@ def prepare_dataset(
         raise DataError(f"no usable rows ({len(rows.bad)} bad: {rows.bad[:3]}); nothing to prepare")
     names = [row["name"] for row in rows.rows]
     if split_file is not None:
-        split = json.loads(Path(split_file).read_text(encoding="utf-8"))
-        if not {"train", "test"} <= set(split):
-            raise DataError(f"{split_file}: expected a JSON object with 'train' and 'test' name lists")
+        split = read_split_file(split_file)
         known = set(split["train"]) | set(split["test"])
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -576,6 +578,7 @@ def prepare_dataset(
     _write_json(
         output_dir / "prepare.json",
         {
+            "key": preparation_key(rows, processor, num_frames),
             "counts": counts,
             "processor": {
                 "num_frames": num_frames or processor.num_frames,
@@ -588,6 +591,75 @@ def prepare_dataset(
         },
     )
     return PreparedData(output_dir=output_dir, counts=counts, bad=bad)
+
+
+def read_split_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """A ``split.json``: an object with ``train`` and ``test`` lists of sample names; anything else is a
+    :class:`DataError` naming the file and what was wrong."""
+    path = Path(path)
+    expected = "expected a split.json: a JSON object with 'train' and 'test' lists of sample names"
+    try:
+        split = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise DataError(f"--split-file {path}: no such file; {expected}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"--split-file {path}: cannot be read as UTF-8 text ({error}); {expected}") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f" at line {error.lineno}" if isinstance(error, json.JSONDecodeError) else ""
+        raise DataError(f"--split-file {path}: not JSON{where}; {expected}") from None
+    if not isinstance(split, dict) or not {"train", "test"} <= set(split):
+        found = sorted(split) if isinstance(split, dict) else type(split).__name__
+        raise DataError(f"--split-file {path}: got {found}; {expected}")
+    for part in ("train", "test"):
+        names = split[part]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise DataError(f"--split-file {path}: '{part}' is not a list of name strings; {expected}")
+    return {"train": split["train"], "test": split["test"]}
+
+
+def preparation_key(rows: Rows, processor: MicroEmoProcessor, num_frames: int | None = None) -> str:
+    """What prepared data depends on, hashed: every row's content (answers, subtitles, questions, the utterances'
+    text and times, labels), each video file's size and modification time, and the processor's settings.
+
+    Stored in ``prepare.json``; :func:`prepared_is_current` compares it, so that data prepared from other inputs
+    (an edited JSONL, a replaced video, other processor settings) is prepared again instead of trained on.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in rows.rows:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        try:
+            stat = os.stat(row["video"])
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        except OSError:
+            digest.update(b"missing")
+    digest.update(json.dumps(rows.bad, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    settings = {
+        "num_frames": num_frames or processor.num_frames,
+        "image_size": processor.image_size,
+        "patch_size": processor.patch_size,
+        "clue_regions": list(processor.clue_regions),
+        "num_audio_clips": processor.num_audio_clips,
+        "utterance_source": processor.utterance_source,
+        "max_utterances": getattr(processor, "max_utterances", None),
+        "vad_options": getattr(processor, "vad_options", None),
+        "asr_model": getattr(processor, "asr_model", None),
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def prepared_is_current(output_dir: str | os.PathLike, key: str) -> bool:
+    """True when ``output_dir`` holds a prepared dataset made from inputs whose :func:`preparation_key` is ``key``."""
+    output_dir = Path(output_dir)
+    report = output_dir / "prepare.json"
+    if not (output_dir / "dataset" / "dataset_dict.json").is_file() or not report.is_file():
+        return False
+    try:
+        return json.loads(report.read_text(encoding="utf-8")).get("key") == key
+    except (ValueError, AttributeError):
+        return False
 
 
 def load_prepared(path: str | os.PathLike):
@@ -604,4 +676,5 @@ def load_prepared(path: str | os.PathLike):
 __all__ = [
     "DataError", "Rows", "emer_rows", "jsonl_rows", "find_videos", "read_table", "encode_sample", "decode_sample",
     "prepare_row", "prepare_dataset", "seeded_split", "load_prepared", "PreparedData", "MER2023_CLASSES",
+    "preparation_key", "prepared_is_current", "read_split_file",
 ]  # fmt: skip

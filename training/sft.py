@@ -32,7 +32,13 @@ import torch
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from microemo.training.collator import MicroEmoDataCollator
-from microemo.training.data import jsonl_rows, load_prepared, prepare_dataset
+from microemo.training.data import (
+    jsonl_rows,
+    load_prepared,
+    preparation_key,
+    prepare_dataset,
+    prepared_is_current,
+)
 from microemo.training.loading import (
     DATA_FOLDER,
     build_preset_base,
@@ -143,8 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     if data_path.suffix == ".jsonl":
         prepared = Path(training_args.output_dir) / DATA_FOLDER
         with training_args.main_process_first(desc="preparing the dataset"):
-            if not (prepared / "dataset" / "dataset_dict.json").is_file():
-                prepare_dataset(jsonl_rows(data_path), processor, prepared, test_fraction=script_args.test_fraction,
+            rows = jsonl_rows(data_path)
+            # Prepared data is keyed on its inputs: an edited JSONL or other processor settings prepare it again.
+            if not prepared_is_current(prepared, preparation_key(rows, processor)):
+                prepare_dataset(rows, processor, prepared, test_fraction=script_args.test_fraction,
                                 seed=training_args.seed, num_proc=script_args.num_proc)  # fmt: skip
         data_path = prepared
     dataset = load_prepared(data_path)
