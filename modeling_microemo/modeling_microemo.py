@@ -816,8 +816,14 @@ class MicroEmoForConditionalGeneration(MicroEmoPreTrainedModel, GenerationMixin)
             audio_embeds=outputs.audio_embeds,
         )
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs) -> dict:
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+    def prepare_inputs_for_generation(
+        self, *args, inputs_embeds: torch.Tensor | None = None, is_first_iteration: bool | None = False, **kwargs
+    ) -> dict:
+        # `inputs_embeds` is named so that `generate(inputs_embeds=...)` accepts it (prompts whose multimodal
+        # tokens are already embedded, e.g. one encoded video shared by several questions).
+        model_inputs = super().prepare_inputs_for_generation(
+            *args, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
+        )
         if not is_first_iteration and kwargs.get("use_cache", True):
             # The video and audio tokens are in the cache after prefill; encoding them again would fail the
             # placeholder check (the new token is not a placeholder) and waste the encoders' time.
