@@ -36,3 +36,26 @@ def synthetic_face(x0: float, width: float, mouth: float, seed: int = 0) -> np.n
     face[UPPER_INNER_LIP, :2] = (centre_x, centre_y)
     face[LOWER_INNER_LIP, :2] = (centre_x, centre_y + mouth * width / 2)
     return face
+
+
+@pytest.fixture(scope="session")
+def long_dialogue(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A 40 s two-person dialogue (the long-video tests cut it into segments of 15 s)."""
+    pytest.importorskip("mediapipe")
+    pytest.importorskip("skimage")
+    from microemo.processing.make_dialogue_media import write_dialogue
+
+    path = tmp_path_factory.mktemp("long") / "long_dialogue.mp4"
+    return path, write_dialogue(path, seconds=40.0, fps=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_processor():
+    """A processor for the tiny random model (energy voice activity: no model file needed)."""
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    return MicroEmoProcessor.from_model_config(
+        tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(), utterance_source="energy"
+    )
