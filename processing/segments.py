@@ -25,7 +25,15 @@ import numpy as np
 
 from .audio_io import SAMPLING_RATE, choose_audio_stream
 from .utterances import Span
-from .video_io import DecodedVideo, MediaError, _import_av, decode_video, open_container, probe_video, sample_times
+from .video_io import (
+    DecodedVideo,
+    MediaError,
+    _import_av,
+    decode_video,
+    open_container,
+    probe_video,
+    sample_times,
+)
 
 DEFAULT_SEGMENT_SECONDS = 60.0
 MIN_SEGMENT_SECONDS = 2.0  # a segment must hold at least one ImageBind audio clip (2 s)

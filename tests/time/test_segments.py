@@ -57,7 +57,7 @@ def test_a_long_video_becomes_ordered_segments_cut_between_utterances(long_dialo
     path, true_spans = long_dialogue
     segments = list(iter_segments(tiny_processor, path, segment_seconds=15))
     assert len(segments) >= 3 and segments[0].start == 0.0 and segments[-1].end == pytest.approx(40.0, abs=0.2)
-    for before, after in zip(segments, segments[1:]):
+    for before, after in zip(segments[:-1], segments[1:], strict=True):
         assert before.end == after.start and before.cut == "pause"
     for segment in segments:
         assert segment.end - segment.start <= 15.0 + 1e-6
