@@ -22,6 +22,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from microemo.processing.video_io import probe_video
+from microemo.timeline import explain, explain_segments, face_fields, prepare_video
+
 SUBTITLE_SUFFIXES = (".srt", ".vtt", ".json")
 # Files in a video folder that are never videos (subtitles beside the clips, our own outputs).
 NOT_VIDEOS = (*SUBTITLE_SUFFIXES, ".jsonl", ".csv", ".txt", ".md", ".html", ".png", ".jpg")
@@ -117,10 +120,13 @@ def append_row(output: Path, row: dict) -> None:
 
 
 class _Videos(torch.utils.data.Dataset):
-    """Prepares one video per item in a DataLoader worker; a failure becomes the item's error message."""
+    """Prepares one video per item in a DataLoader worker; a failure becomes the item's error message. A video
+    longer than ``segment_seconds`` is only marked: its segments are prepared one at a time when predicted."""
 
-    def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None]) -> None:
+    def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None], face="speaker",
+                 segment_seconds: float | None = None) -> None:  # fmt: skip
         self.processor, self.videos, self.subtitles = processor, list(videos), subtitles
+        self.face, self.segment_seconds = face, segment_seconds
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -130,7 +136,9 @@ class _Videos(torch.utils.data.Dataset):
         start = time.perf_counter()
         try:
             subtitle = self.subtitles.get(video)
-            sample = self.processor.prepare_sample(str(video), utterances=str(subtitle) if subtitle else None)
+            if self.segment_seconds and probe_video(video).duration > self.segment_seconds:
+                return {"video": video, "segmented": True, "subtitle": subtitle}
+            sample = prepare_video(self.processor, video, utterances=str(subtitle) if subtitle else None, face=self.face)
         except Exception as error:  # reported in the video's row; the other videos go on
             return {"video": video, "error": f"{type(error).__name__}: {error}"}
         return {"video": video, "sample": sample, "prepare_seconds": time.perf_counter() - start}
@@ -150,13 +158,25 @@ class Predictor:
         max_new_tokens: longest explanation.
         num_workers: DataLoader workers preparing the next batch while this one generates (0: in this process).
         judge: an ``evaluation.judge.JudgeClient`` to extract the labels (default: judge-free word matching).
+        per_utterance: also one answer per utterance (the row's ``timeline``), generated in one batch that shares
+            the video's encoding (``microemo/timeline.py``).
+        segment_seconds: videos longer than this (>= 2 s) are predicted in segments cut at pauses (``segments``).
+        face: the person to look at: ``"speaker"`` (the active speaker, default), ``"largest"``, a face index
+            (0 = leftmost), or None for the processor's per-frame largest face.
     """
 
     def __init__(self, model, processor, *, question: str | None = None, batch_size: int = 4,
-                 max_new_tokens: int = 256, num_workers: int = 1, judge=None) -> None:  # fmt: skip
+                 max_new_tokens: int = 256, num_workers: int = 1, judge=None, per_utterance: bool = False,
+                 segment_seconds: float | None = None, face: str | int | None = "speaker") -> None:  # fmt: skip
         if batch_size < 1 or num_workers < 0 or max_new_tokens < 1:
             raise ValueError(f"batch_size and max_new_tokens must be >= 1 and num_workers >= 0, got "
                              f"{batch_size}, {max_new_tokens}, {num_workers}")  # fmt: skip
+        from microemo.processing.face_tracking import check_face_option
+        from microemo.processing.segments import check_segment_seconds
+
+        self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
+        self.face = None if face is None else check_face_option(face)
+        self.per_utterance = bool(per_utterance)
         self.model, self.processor, self.question = model.eval(), processor, question
         self.batch_size, self.max_new_tokens, self.num_workers, self.judge = batch_size, max_new_tokens, num_workers, judge
 
@@ -183,7 +203,7 @@ class Predictor:
         todo = [path for path in paths if path.stem not in done]
         rows = dict(done)
         loader = torch.utils.data.DataLoader(
-            _Videos(self.processor, todo, matched), batch_size=self.batch_size, num_workers=self.num_workers,
+            _Videos(self.processor, todo, matched, self.face, self.segment_seconds), batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
         )  # fmt: skip
         bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not progress or not todo)
@@ -199,6 +219,8 @@ class Predictor:
     def _predict_batch(self, batch: list[dict]) -> list[dict]:
         failed = [_row(item["video"], error=item["error"]) for item in batch if "error" in item]
         good = [item for item in batch if "error" not in item]
+        if self.per_utterance or any(item.get("segmented") for item in good):
+            return failed + [self._predict_one(item) for item in good]
         if not good:
             return failed
         inputs, model_inputs = self.inputs([item["sample"] for item in good])
@@ -215,12 +237,24 @@ class Predictor:
             rows.append(_row(
                 item["video"], english=explanations[b], openset=labels[b], labels_from=source,
                 utterances=[{"start": s.start, "end": s.end, "text": s.text} for s in sample.utterances],
-                face_frames=int(sample.face_found.sum()), frames=int(sample.face_found.size),
                 audio=bool(inputs["audio_clip_mask"][b].any()),
-                notes=inputs["notes"][b] + ([label_errors[b]] if label_errors[b] else []),
+                notes=inputs["notes"][b] + ([label_errors[b]] if label_errors[b] else []), **face_fields(sample),
                 seconds={"prepare": round(item["prepare_seconds"], 3), "generate": round(seconds, 3)},
             ))  # fmt: skip
         return failed + rows
+
+    def _predict_one(self, item: dict) -> dict:
+        """A video's row on its own: segment by segment when it is long, with a timeline when asked."""
+        try:
+            if item.get("segmented"):
+                fields = explain_segments(self, item["video"], segment_seconds=self.segment_seconds,
+                                          utterances=item["subtitle"], face=self.face, per_utterance=self.per_utterance)
+            else:
+                fields = explain(self, item["sample"], per_utterance=self.per_utterance)
+                fields["seconds"]["prepare"] = round(item["prepare_seconds"], 3)
+        except Exception as error:  # reported in the video's row; the other videos go on
+            return _row(item["video"], error=f"{type(error).__name__}: {error}")
+        return _row(item["video"], **fields)
 
     def inputs(self, samples: Sequence, question: str | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
         """The batch of prepared samples under the EMER prompt (with ``question``, else the predictor's): the whole
@@ -278,6 +312,12 @@ def predict(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from microemo.processing.face_tracking import check_face_option
+    from microemo.processing.segments import check_segment_seconds
+
+    # Checked before the model loads: a typo should not cost a minute of loading.
+    check_segment_seconds(args.segment_seconds, "--segment-seconds")
+    args.face = check_face_option(args.face, "--face")
     judge = None
     if args.judge_model:
         from microemo.evaluation.judge import JudgeClient, JudgeConfig
@@ -287,6 +327,7 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = load_predictor(
         args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
+        per_utterance=args.per_utterance, segment_seconds=args.segment_seconds, face=args.face,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
     rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
@@ -322,4 +363,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--judge-base-url", help="the judge's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--per-utterance", action="store_true",
+                        help="also one answer per utterance (the row's timeline), one shared encoding per video")
+    parser.add_argument("--segment-seconds", type=float, default=60.0,
+                        help="videos longer than this are predicted in segments cut at pauses (default 60, >= 2)")
+    parser.add_argument("--face", default="speaker",
+                        help="who to look at with several faces: speaker (default), largest, or an index (0 = leftmost)")
     parser.set_defaults(func=run_predict)

@@ -12,6 +12,7 @@ saving.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,3 +116,96 @@ def predict_timeline(
         for span, answer, found in zip(sample.utterances, answers[1:], labels, strict=True)
     ]  # fmt: skip
     return answers[0], timeline
+
+
+# --------------------------------------------------------------------------------------------------
+# `microemo predict` on one video: the speaking face, the timeline, and segments of long videos.
+
+
+def prepare_video(processor, path, *, utterances=None, face: str | int | None = "speaker"):
+    """``processor.prepare_sample(path)`` looking at the face chosen by ``face`` (the active speaker by default;
+    None: the processor's per-frame largest face). The sample carries ``face_choice``."""
+    from microemo.processing.audio_io import SAMPLING_RATE, load_audio_stream
+    from microemo.processing.segments import prepare_piece
+    from microemo.processing.video_io import MediaError, decode_video
+
+    if face is None:
+        return processor.prepare_sample(str(path), utterances=utterances)
+    decoded = decode_video(str(path), processor.num_frames)
+    waveform, notes = None, []
+    if decoded.has_audio:
+        try:
+            waveform, _ = load_audio_stream(str(path), SAMPLING_RATE, stream=processor.audio_stream)
+        except MediaError as error:  # NoAudioStreamError included: the video is still explained, without sound
+            notes.append(f"audio unusable: {error}")
+    if waveform is not None and waveform.size == 0:
+        waveform = None
+    sample = prepare_piece(processor, decoded, waveform, face, str(path), utterances=utterances)
+    sample.notes[:0] = notes
+    return sample
+
+
+def face_fields(sample) -> dict:
+    """The row's description of who was looked at."""
+    choice = getattr(sample, "face_choice", None)
+    fields = {"face_frames": int(sample.face_found.sum()), "frames": int(sample.face_found.size)}
+    if choice is not None:
+        fields["face"] = {"faces": choice.num_faces, "chosen": choice.chosen, "method": choice.method,
+                          "scores": None if choice.scores is None else [round(s, 3) for s in choice.scores]}  # fmt: skip
+    return fields
+
+
+def explain(predictor, sample, *, per_utterance: bool, offset: float = 0.0) -> dict:
+    """One prepared sample's row fields: its explanation and labels, and with ``per_utterance`` its timeline."""
+    start = time.perf_counter()
+    if per_utterance:
+        english, timeline = predict_timeline(predictor.model, predictor.processor, sample, question=predictor.question,
+                                             max_new_tokens=predictor.max_new_tokens, offset=offset)  # fmt: skip
+    else:
+        english, timeline = predict_whole(predictor, sample), None
+    labels, source, errors = predictor._labels([english])
+    fields = {"english": english, "openset": labels[0], "labels_from": source,
+              "utterances": [{"start": round(s.start + offset, 3), "end": round(s.end + offset, 3), "text": s.text}
+                             for s in sample.utterances],
+              **face_fields(sample), "audio": sample.waveform is not None,
+              "notes": list(sample.notes) + ([errors[0]] if errors[0] else []),
+              "seconds": {"generate": round(time.perf_counter() - start, 3)}}  # fmt: skip
+    if timeline is not None:
+        fields["timeline"] = timeline
+    return fields
+
+
+def predict_whole(predictor, sample) -> str:
+    """The whole-video answer alone (no timeline), through the same shared-encoding path."""
+    inputs = shared_inputs(predictor.processor, sample, [predictor.question or timeline_questions(sample)[0]],
+                           predictor.model.device)  # fmt: skip
+    generated = generate_shared(predictor.model, inputs, predictor.max_new_tokens)
+    return predictor.processor.batch_decode(generated, skip_special_tokens=True)[0].strip()
+
+
+def explain_segments(predictor, path, *, segment_seconds: float, utterances=None, face="speaker",
+                     per_utterance: bool = False) -> dict:  # fmt: skip
+    """Row fields of a long video predicted segment by segment (one segment in memory at a time): ``segments`` in
+    order, each with its span, explanation, labels (and timeline); the row's utterances and timeline on the
+    video's clock; its ``english`` the segments' explanations in order, each after its time span."""
+    from microemo.processing.segments import iter_segments
+    from microemo.processing.utterances import load_spans
+
+    spans = load_spans(utterances) if utterances is not None else None
+    segments, timeline, all_utterances, notes = [], [], [], []
+    face_frames = frames = 0
+    for segment in iter_segments(predictor.processor, path, segment_seconds, utterances=spans, face=face):
+        fields = explain(predictor, segment.sample, per_utterance=per_utterance, offset=segment.start)
+        segments.append({"start": segment.start, "end": segment.end, "cut": segment.cut, **fields})
+        timeline += fields.get("timeline", [])
+        all_utterances += fields["utterances"]
+        notes += fields["notes"]
+        face_frames, frames = face_frames + fields["face_frames"], frames + fields["frames"]
+    english = " ".join(f"[{s['start']:.1f}-{s['end']:.1f} s] {s['english']}" for s in segments)
+    row = {"english": english, "openset": sorted({label for s in segments for label in s["openset"]}),
+           "labels_from": segments[0]["labels_from"] if segments else "", "utterances": all_utterances,
+           "face_frames": face_frames, "frames": frames, "audio": any(s["audio"] for s in segments),
+           "notes": notes, "segments": segments}  # fmt: skip
+    if per_utterance:
+        row["timeline"] = timeline
+    return row
