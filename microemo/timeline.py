@@ -122,7 +122,7 @@ def predict_timeline(
 # `microemo predict` on one video: the speaking face, the timeline, and segments of long videos.
 
 
-def prepare_video(processor, path, *, utterances=None, face: str | int | None = "speaker"):
+def prepare_video(processor, path, *, utterances=None, face: str | int | None = "speaker", num_frames: int | None = None):
     """``processor.prepare_sample(path)`` looking at the face chosen by ``face`` (the active speaker by default;
     None: the processor's per-frame largest face). The sample carries ``face_choice``."""
     from microemo.processing.audio_io import SAMPLING_RATE, load_audio_stream
@@ -130,8 +130,8 @@ def prepare_video(processor, path, *, utterances=None, face: str | int | None = 
     from microemo.processing.video_io import MediaError, decode_video
 
     if face is None:
-        return processor.prepare_sample(str(path), utterances=utterances)
-    decoded = decode_video(str(path), processor.num_frames)
+        return processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
+    decoded = decode_video(str(path), num_frames or processor.num_frames)
     waveform, notes = None, []
     if decoded.has_audio:
         try:
