@@ -53,11 +53,11 @@ def measure(config, name: str, utterance_counts: tuple[int, ...], repeats: int, 
         batch = processor.collate([sample] * len(questions), texts, return_tensors="pt")
         copies = {k: v for k, v in batch.items() if k in processor.model_input_names}
 
-        def run_copies() -> None:
+        def run_copies(copies=copies) -> None:
             with torch.no_grad():
                 model.generate(**copies, max_new_tokens=new_tokens, do_sample=False)
 
-        def run_shared() -> None:
+        def run_shared(shared=shared) -> None:
             generate_shared(model, shared, new_tokens)
 
         timings = time_interleaved({"copies": run_copies, "shared": run_shared}, repeats)
