@@ -33,6 +33,8 @@ SECTIONS = {
     "training": "benchmarks.bench_training",
     "utterance_windows": "benchmarks.bench_model",
     "device": "benchmarks.bench_device",
+    "timeline": "benchmarks.bench_timeline",
+    "long_video": "benchmarks.bench_long_video",
 }
 
 

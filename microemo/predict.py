@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from microemo.outputs import OutputLock, append_row, plan_resume, read_rows, unreadable_reason
+from microemo.processing.video_io import probe_video
+from microemo.timeline import explain, explain_segments, face_fields, prepare_video
 
 if TYPE_CHECKING:  # torch is imported where it is used: `microemo predict --help` must not wait for it
     import torch
@@ -98,10 +100,13 @@ def read_done(output: Path) -> dict[str, dict]:
 
 class _Videos:
     """Prepares one video per item in a DataLoader worker (a map-style dataset: ``__len__`` and ``__getitem__``);
-    a failure becomes the item's error message."""
+    a failure becomes the item's error message. A video longer than ``segment_seconds`` is only marked: its
+    segments are prepared one at a time when predicted."""
 
-    def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None]) -> None:
+    def __init__(self, processor, videos: Sequence[Path], subtitles: dict[Path, Path | None], face="speaker",
+                 segment_seconds: float | None = None) -> None:  # fmt: skip
         self.processor, self.videos, self.subtitles = processor, list(videos), subtitles
+        self.face, self.segment_seconds = face, segment_seconds
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -114,7 +119,9 @@ class _Videos:
             if reason is not None:
                 raise FileNotFoundError(reason)
             subtitle = self.subtitles.get(video)
-            sample = self.processor.prepare_sample(str(video), utterances=str(subtitle) if subtitle else None)
+            if self.segment_seconds and probe_video(video).duration > self.segment_seconds:
+                return {"video": video, "segmented": True, "subtitle": subtitle}
+            sample = prepare_video(self.processor, video, utterances=str(subtitle) if subtitle else None, face=self.face)
         except Exception as error:  # reported in the video's row; the other videos go on
             return {"video": video, "error": f"{type(error).__name__}: {error}"}
         return {"video": video, "sample": sample, "prepare_seconds": time.perf_counter() - start}
@@ -134,14 +141,27 @@ class Predictor:
         max_new_tokens: longest explanation.
         num_workers: DataLoader workers preparing the next batch while this one generates (0: in this process).
         judge: an ``evaluation.judge.JudgeClient`` to extract the labels (default: judge-free word matching).
+        per_utterance: also one answer per utterance (the row's ``timeline``), generated in one batch that shares
+            the video's encoding (``microemo/timeline.py``).
+        segment_seconds: videos longer than this (>= 2 s) are predicted in segments cut at pauses (``segments``).
+        face: the person to look at: ``"speaker"`` (the active speaker, default), ``"largest"``, a face index
+            (0 = leftmost), or None for the processor's per-frame largest face.
         retry_failed: on resume, predict again the videos whose rows hold an error (default True).
     """
 
     def __init__(self, model, processor, *, question: str | None = None, batch_size: int = 4,
-                 max_new_tokens: int = 256, num_workers: int = 1, judge=None, retry_failed: bool = True) -> None:  # fmt: skip
+                 max_new_tokens: int = 256, num_workers: int = 1, judge=None, per_utterance: bool = False,
+                 segment_seconds: float | None = None, face: str | int | None = "speaker",
+                 retry_failed: bool = True) -> None:  # fmt: skip
         if batch_size < 1 or num_workers < 0 or max_new_tokens < 1:
             raise ValueError(f"batch_size and max_new_tokens must be >= 1 and num_workers >= 0, got "
                              f"{batch_size}, {max_new_tokens}, {num_workers}")  # fmt: skip
+        from microemo.processing.face_tracking import check_face_option
+        from microemo.processing.segments import check_segment_seconds
+
+        self.segment_seconds = None if segment_seconds is None else check_segment_seconds(segment_seconds)
+        self.face = None if face is None else check_face_option(face)
+        self.per_utterance = bool(per_utterance)
         self.model, self.processor, self.question = model.eval(), processor, question
         self.batch_size, self.max_new_tokens, self.num_workers, self.judge = batch_size, max_new_tokens, num_workers, judge
         self.retry_failed = retry_failed
@@ -178,7 +198,7 @@ class Predictor:
         import torch
 
         loader = torch.utils.data.DataLoader(
-            _Videos(self.processor, todo, matched), batch_size=self.batch_size, num_workers=self.num_workers,
+            _Videos(self.processor, todo, matched, self.face, self.segment_seconds), batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
         )  # fmt: skip
         # disable=None: tqdm shows the bar on a terminal only (in a log file it would be a wall of \r lines).
@@ -196,6 +216,8 @@ class Predictor:
     def _predict_batch(self, batch: list[dict]) -> list[dict]:
         failed = [_row(item["video"], error=item["error"]) for item in batch if "error" in item]
         good = [item for item in batch if "error" not in item]
+        if self.per_utterance or any(item.get("segmented") for item in good):
+            return failed + [self._predict_one(item) for item in good]
         if not good:
             return failed
         import torch
@@ -214,13 +236,25 @@ class Predictor:
             rows.append(_row(
                 item["video"], english=explanations[b], openset=labels[b], labels_from=source,
                 utterances=[{"start": s.start, "end": s.end, "text": s.text} for s in sample.utterances],
-                face_frames=int(sample.face_found.sum()), frames=int(sample.face_found.size),
-                audio=bool(inputs["audio_clip_mask"][b].any()), notes=inputs["notes"][b],
+                audio=bool(inputs["audio_clip_mask"][b].any()), notes=inputs["notes"][b], **face_fields(sample),
                 # Labels the judge could not give are a failed row (exit 3, retried on resume), not empty labels.
                 error=label_errors[b],
                 seconds={"prepare": round(item["prepare_seconds"], 3), "generate": round(seconds, 3)},
             ))  # fmt: skip
         return failed + rows
+
+    def _predict_one(self, item: dict) -> dict:
+        """A video's row on its own: segment by segment when it is long, with a timeline when asked."""
+        try:
+            if item.get("segmented"):
+                fields = explain_segments(self, item["video"], segment_seconds=self.segment_seconds,
+                                          utterances=item["subtitle"], face=self.face, per_utterance=self.per_utterance)
+            else:
+                fields = explain(self, item["sample"], per_utterance=self.per_utterance)
+                fields["seconds"]["prepare"] = round(item["prepare_seconds"], 3)
+        except Exception as error:  # reported in the video's row; the other videos go on
+            return _row(item["video"], error=f"{type(error).__name__}: {error}")
+        return _row(item["video"], **fields)
 
     def inputs(self, samples: Sequence, question: str | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
         """The batch of prepared samples under the EMER prompt (with ``question``, else the predictor's): the whole
@@ -279,6 +313,12 @@ def predict(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from microemo.processing.face_tracking import check_face_option
+    from microemo.processing.segments import check_segment_seconds
+
+    # Checked before the model loads: a typo should not cost a minute of loading.
+    check_segment_seconds(args.segment_seconds, "--segment-seconds")
+    args.face = check_face_option(args.face, "--face")
     judge = None
     if args.judge_model:
         from microemo.evaluation.judge import JudgeClient, JudgeConfig
@@ -288,6 +328,7 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = load_predictor(
         args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge, retry_failed=args.retry_failed,
+        per_utterance=args.per_utterance, segment_seconds=args.segment_seconds, face=args.face,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
     rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
@@ -327,4 +368,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
                         help="on resume, predict again the videos whose rows hold an error (default: yes)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--per-utterance", action="store_true",
+                        help="also one answer per utterance (the row's timeline), one shared encoding per video")
+    parser.add_argument("--segment-seconds", type=float, default=60.0,
+                        help="videos longer than this are predicted in segments cut at pauses (default 60, >= 2)")
+    parser.add_argument("--face", default="speaker",
+                        help="who to look at with several faces: speaker (default), largest, or an index (0 = leftmost)")
     parser.set_defaults(func=run_predict)

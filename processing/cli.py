@@ -30,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--regions", nargs="+", default=list(DEFAULT_CLUE_REGIONS), help="clue regions without --processor"
     )
     parser.add_argument("--face-landmarker", type=Path, default=None, help="a mediapipe face_landmarker.task")
+    parser.add_argument("--face", default="speaker",
+                        help="with several faces: speaker (default), largest, or an index (0 = leftmost)")
+    parser.add_argument("--predictions", type=Path, default=None,
+                        help="a `microemo predict` JSONL: draw this video's per-utterance emotions (and segments)")
     parser.set_defaults(func=run_visualize)
 
 
@@ -73,13 +77,23 @@ def run_visualize(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(supported))}", file=sys.stderr)  # fmt: skip
         return 2
     try:
+        from .face_tracking import check_face_option
+
+        face = check_face_option(args.face, "--face")
+        row = _prediction_row(args.predictions, args.video) if args.predictions else {}
         processor = _processor(args)
-        sample = processor.prepare_sample(
-            str(args.video),
-            utterances=str(args.utterances) if args.utterances else None,
-            audio=str(args.audio) if args.audio else None,
-            num_frames=args.frames,
-        )
+        if args.audio:
+            sample = processor.prepare_sample(
+                str(args.video),
+                utterances=str(args.utterances) if args.utterances else None,
+                audio=str(args.audio),
+                num_frames=args.frames,
+            )
+        else:
+            from microemo.timeline import prepare_video
+
+            sample = prepare_video(processor, args.video, utterances=str(args.utterances) if args.utterances else None,
+                                   face=face, num_frames=args.frames)  # fmt: skip
     except (FileNotFoundError, MediaError, SpanError, ValueError) as error:
         if getattr(args, "debug", False):
             raise
@@ -92,6 +106,8 @@ def run_visualize(args: argparse.Namespace) -> int:
         image_size=processor.image_size,
         patch_size=processor.patch_size,
         num_audio_clips=processor.num_audio_clips,
+        timeline=row.get("timeline"),
+        segments=row.get("segments"),
     )
     found = int(sample.face_found.sum())
     print(
@@ -99,3 +115,17 @@ def run_visualize(args: argparse.Namespace) -> int:
         f"{'no audio' if sample.waveform is None else f'{processor.num_audio_clips} audio clips'}"
     )
     return 0
+
+
+def _prediction_row(predictions: Path, video: Path) -> dict:
+    """The row of ``video`` (by file name without suffix) in a ``microemo predict`` JSONL file."""
+    import json
+
+    if not predictions.is_file():
+        raise FileNotFoundError(f"--predictions {predictions}: no such file")
+    for line in predictions.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("name") == Path(video).stem:
+                return row
+    raise ValueError(f"--predictions {predictions} has no row named {Path(video).stem!r}")

@@ -8,8 +8,9 @@ Two backends, same landmark indices:
 - :class:`LegacyFaceMesh`: mediapipe 0.10.21's ``solutions.face_mesh`` (models inside the wheel; needs
   numpy<2). Used when no model file can be found and that mediapipe is installed.
 
-With several faces the largest (by landmark bounding-box area) is kept. A frame with no face gives NaN
-landmarks and ``face_found = False``.
+Both return the same landmark indices. ``backend(frame)`` keeps the largest face (by landmark bounding-box
+area); ``backend.faces(frame)`` and :func:`detect_all_faces` keep every face, for tracking people across
+frames (``face_tracking.py``). A frame with no face gives NaN landmarks and ``face_found = False``.
 
 The processor runs the backend in a worker process of its own (:class:`FaceMeshWorker`): a process
 in which a mediapipe graph has been created cannot fork a child that creates another one (it aborts in
@@ -190,12 +191,14 @@ class LegacyFaceMesh:
             min_detection_confidence=min_detection_confidence,
         )
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+    def faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Every face found on ``frame``: [478, 3] normalised landmarks each."""
         result = self._mesh.process(np.ascontiguousarray(frame, dtype=np.uint8))
-        if not result.multi_face_landmarks:
-            return None
-        faces = [np.array([[p.x, p.y, p.z] for p in face.landmark], dtype=np.float32) for face in result.multi_face_landmarks]
-        return largest_face(faces)
+        found = result.multi_face_landmarks or []
+        return [np.array([[p.x, p.y, p.z] for p in face.landmark], dtype=np.float32) for face in found]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        return largest_face(self.faces(frame))
 
     def close(self) -> None:
         self._mesh.close()
@@ -225,11 +228,14 @@ class TasksFaceLandmarker:
         self._mp = mp
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+    def faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Every face found on ``frame``: [478, 3] normalised landmarks each."""
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame, dtype=np.uint8))
         result = self._landmarker.detect(image)
-        faces = [np.array([[p.x, p.y, p.z] for p in face], dtype=np.float32) for face in result.face_landmarks]
-        return largest_face(faces)
+        return [np.array([[p.x, p.y, p.z] for p in face], dtype=np.float32) for face in result.face_landmarks]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        return largest_face(self.faces(frame))
 
     def close(self) -> None:
         if self._landmarker is not None:
@@ -256,7 +262,8 @@ def make_backend(face_landmarker_path: str | os.PathLike | None = None, max_face
 
 # --------------------------------------------------------------------------------------------------
 # The backend in a worker process. Messages on the worker's stdin / stdout are pickles with an 8-byte
-# length in front: requests are frame arrays [T, H, W, 3], replies ("ok", landmarks, found) or
+# length in front: requests are frame arrays [T, H, W, 3] (the largest face per frame) or ("all", frames)
+# (every face per frame), replies ("ok", landmarks, found), ("ok", faces per frame, None) or
 # ("error", exception class name, message).
 #
 # Why not concurrent.futures.ProcessPoolExecutor(mp_context=spawn), which would carry the pickles for us: a
@@ -305,7 +312,10 @@ def _serve() -> None:
         except EOFError:
             break
         try:
-            _send(replies, ("ok", *detect_landmarks(frames, backend)))
+            if isinstance(frames, tuple) and frames[0] == "all":
+                _send(replies, ("ok", detect_all_faces(frames[1], backend), None))
+            else:
+                _send(replies, ("ok", *detect_landmarks(frames, backend)))
         except Exception as error:
             _send(replies, ("error", type(error).__name__, str(error)))
     backend.close()
@@ -352,6 +362,13 @@ class FaceMeshWorker:
     def landmarks(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``detect_landmarks(frames)`` in the worker: ([T, 478, 3] float32 with NaN rows, [T] bool)."""
         return self._request(np.ascontiguousarray(frames, dtype=np.uint8))
+
+    def all_faces(self, frames: np.ndarray) -> list[list[np.ndarray]]:
+        """``detect_all_faces(frames)`` in the worker: per frame, the [478, 3] landmarks of every face."""
+        return self._request(("all", np.ascontiguousarray(frames, dtype=np.uint8)))[0]
+
+    def faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        return self.all_faces(np.asarray(frame)[None])[0]
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         landmarks, found = self.landmarks(np.asarray(frame)[None])
@@ -410,6 +427,27 @@ def detect_landmarks(
         if own_backend:
             backend.close()
     return landmarks, found
+
+
+def detect_all_faces(frames: np.ndarray, backend=None) -> list[list[np.ndarray]]:
+    """Every face on every frame: per frame a list of [478, 3] float32 landmarks (x, y normalised), in the
+    backend's order. ``backend`` has a ``faces(frame)`` method (default: :class:`LegacyFaceMesh` with up to 4
+    faces)."""
+    if isinstance(backend, FaceMeshWorker):
+        return backend.all_faces(frames)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
+    own_backend = backend is None
+    backend = backend or LegacyFaceMesh()
+    try:
+        per_frame = []
+        for frame in frames:
+            per_frame.append([face[:NUM_LANDMARKS, :3] for face in backend.faces(frame) if face.shape[0] >= NUM_LANDMARKS])
+        return per_frame
+    finally:
+        if own_backend:
+            backend.close()
 
 
 def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:

@@ -290,6 +290,11 @@ def decode_video(
             if gap > seek_gap:
                 picked = _decode_by_seeking(container, stream, targets, info, max_side)
             else:
+                if targets[0] > seek_gap:
+                    # A later part of a long video (a segment): start at the keyframe before it, not at the
+                    # file's start, so that decoding a segment costs its own length, not its position.
+                    offset = int((targets[0] + info.start_time) / stream.time_base)
+                    container.seek(offset, stream=stream, backward=True, any_frame=False)
                 picked = _decode_sequentially(container, stream, targets, info, max_side, notes)
         except av.FFmpegError as error:
             reason = getattr(error, "strerror", None) or str(error)

@@ -1,6 +1,10 @@
 """One picture of what the processor made of a video: the sampled frames with the facial clue regions
 drawn over them (as the model's patch grid), and under them the timeline of the utterances, the
 audio clips, the waveform and the sampled frame times.
+
+With several faces, every tracked face gets a numbered box and the chosen one (the active speaker by
+default) a thick green one. With a per-utterance timeline (a ``microemo predict --per-utterance`` row), a
+band of emotion labels over time runs above the utterances, with the segments of a long video marked.
 """
 
 from __future__ import annotations
@@ -30,11 +34,15 @@ def draw_sample(
     dpi: int = 110,
     columns: int = 8,
     font_scale: float = 1.0,
+    timeline: list[dict] | None = None,
+    segments: list[dict] | None = None,
 ) -> Path:
     """Save the picture of ``sample`` to ``output`` (PNG); returns the path.
 
     ``columns`` frames a row (3 inches each) and ``font_scale`` set how large text is: a page that shows the
     picture 1100 px wide keeps its text at least 10 px tall with ``columns=4, font_scale=1.4`` (the report's).
+    ``timeline`` ([{start, end, labels, ...}]) draws the band of emotion labels; ``segments`` ([{start, end}])
+    marks a long video's segments.
     """
     import matplotlib
 
@@ -43,6 +51,7 @@ def draw_sample(
     from matplotlib.patches import Patch, Rectangle
     from PIL import Image
 
+    band_rows = timeline  # the name `timeline` is the timeline panel below
     regions = resolve_regions(region_names)
     frames = sample.video.frames
     t = frames.shape[0]
@@ -79,6 +88,7 @@ def draw_sample(
                     if len(hull) >= 3:
                         closed = np.vstack([hull, hull[:1]])
                         axis.plot(closed[:, 0], closed[:, 1], color=_COLOURS[r % len(_COLOURS)], linewidth=1.0)
+        _draw_faces(axis, getattr(sample, "face_choice", None), i, image_size, small)
         found = "face" if sample.face_found[i] else "no face"
         axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=large)
         axis.set_xlim(0, image_size)
@@ -111,10 +121,22 @@ def draw_sample(
         timeline.text(0.01 * duration, 1.4, "no utterances", fontsize=medium, color="0.3", va="center")
     for stamp in sample.video.timestamps:
         timeline.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
+    ticks, names = [-0.35, 0.5, 1.4], ["audio clips", "waveform", "utterances"]
+    if band_rows is not None:
+        ticks.append(2.6)
+        names.append("emotions")
+        _draw_band(timeline, band_rows, small)
+        if not band_rows:
+            timeline.text(0.01 * duration, 2.6, "no utterances: no per-utterance emotions", fontsize=medium, color="0.3",
+                          va="center")  # fmt: skip
+    for segment in segments or []:
+        timeline.axvline(segment["end"], color=(0.6, 0.1, 0.6), linewidth=1.2, linestyle="--")
+        timeline.text(segment["start"], 3.15, f"segment {segment['start']:.0f}-{segment['end']:.0f} s", fontsize=small,
+                      color=(0.6, 0.1, 0.6))  # fmt: skip
     timeline.set_xlim(0, max(duration, 1e-3))
-    timeline.set_ylim(-0.75, 2.3)
-    timeline.set_yticks([-0.35, 0.5, 1.4])
-    timeline.set_yticklabels(["audio clips", "waveform", "utterances"], fontsize=small)
+    timeline.set_ylim(-0.75, 3.4 if band_rows is not None or segments else 2.3)
+    timeline.set_yticks(ticks)
+    timeline.set_yticklabels(names, fontsize=small)
     timeline.set_xlabel("seconds (dotted: sampled frames)", fontsize=medium)
     timeline.tick_params(axis="x", labelsize=small)
     handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
@@ -137,3 +159,37 @@ def save_figure(figure, output: str | os.PathLike) -> Path:
     metadata = {"MinTextPx": f"{min(sizes) * figure.dpi / 72:.2f}"} if sizes else {}
     figure.savefig(output, bbox_inches="tight", metadata=metadata)
     return output
+
+
+def _draw_faces(axis, choice, frame: int, image_size: int, fontsize: float = 7) -> None:
+    """Numbered boxes of every tracked face on one frame; the chosen face's box thick and green."""
+    from matplotlib.patches import Rectangle
+
+    if choice is None or choice.num_faces < 2:
+        return
+    for k, track in enumerate(choice.tracks):
+        xy = track[frame, :, :2]
+        if not np.isfinite(xy).all():
+            continue
+        (x0, y0), (x1, y1) = xy.min(axis=0) * image_size, xy.max(axis=0) * image_size
+        chosen = k == choice.chosen
+        colour = (0.1, 0.85, 0.2) if chosen else (0.85, 0.85, 0.85)
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+                                 linewidth=2.2 if chosen else 0.8))  # fmt: skip
+        label = f"{k}: {choice.method}" if chosen else str(k)
+        axis.text(x0, y0 - 2, label, color=colour, fontsize=fontsize, va="bottom", fontweight="bold" if chosen else None)
+
+
+def _draw_band(axis, timeline: list[dict], fontsize: float = 7) -> None:
+    """The band of emotion labels over time: one box per utterance, coloured by its first label."""
+    from matplotlib.patches import Rectangle
+
+    palette = [(0.95, 0.55, 0.2), (0.35, 0.7, 0.95), (0.55, 0.85, 0.4), (0.9, 0.45, 0.75), (0.95, 0.85, 0.3),
+               (0.6, 0.55, 0.95)]  # fmt: skip
+    names = sorted({entry["labels"][0] for entry in timeline if entry.get("labels")})
+    for entry in timeline:
+        labels = entry.get("labels") or []
+        colour = palette[names.index(labels[0]) % len(palette)] if labels else (0.8, 0.8, 0.8)
+        axis.add_patch(Rectangle((entry["start"], 2.3), entry["end"] - entry["start"], 0.6, color=colour, alpha=0.85))
+        axis.text(entry["start"], 2.6, " " + (", ".join(labels[:2]) if labels else "-"), fontsize=fontsize, va="center",
+                  clip_on=True)  # fmt: skip

@@ -1,0 +1,83 @@
+"""`microemo predict` on multi-person dialogue videos: the speaking face, the timeline, segments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from microemo.cli import main
+from microemo.hub import CardInfo, save_model_folder
+from microemo.modeling_microemo import MicroEmoForConditionalGeneration
+from microemo.presets import tiny_random_config
+from microemo.processing.processing_microemo import MicroEmoProcessor
+from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    config = tiny_random_config()
+    torch.manual_seed(0)
+    model = MicroEmoForConditionalGeneration(config)
+    processor = MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
+                                                    utterance_source="energy")  # fmt: skip
+    return save_model_folder(model, processor, tmp_path_factory.mktemp("model"), CardInfo(weights="random"))
+
+
+def _predict(model_dir, video, output, *options) -> dict:
+    code = main(["predict", str(video), "--model", str(model_dir), "--max-new-tokens", "3", "--num-workers", "0",
+                 "--output", str(output), "--no-progress", *options])  # fmt: skip
+    assert code == 0
+    return json.loads(output.read_text().splitlines()[0])
+
+
+def test_a_dialogue_gets_one_timeline_entry_per_utterance_and_the_speaking_face(model_dir, dialogue_clip, tmp_path):
+    video, _ = dialogue_clip
+    row = _predict(model_dir, video, tmp_path / "rows.jsonl", "--per-utterance")
+    assert row["error"] is None and "segments" not in row
+    assert len(row["utterances"]) >= 2  # found by voice activity: no subtitles, no ASR
+    assert [(e["start"], e["end"]) for e in row["timeline"]] == [(u["start"], u["end"]) for u in row["utterances"]]
+    assert all(set(e) == {"start", "end", "text", "explanation", "labels"} for e in row["timeline"])
+    assert row["face"]["faces"] == 2 and row["face"]["method"] == "speaker" and row["face"]["chosen"] == 0
+    assert row["face_frames"] == row["frames"]
+
+
+def test_a_long_dialogue_is_predicted_in_segments_in_order(model_dir, long_dialogue, tmp_path):
+    video, _ = long_dialogue
+    row = _predict(model_dir, video, tmp_path / "rows.jsonl", "--per-utterance", "--segment-seconds", "15")
+    segments = row["segments"]
+    assert len(segments) >= 3 and segments[0]["start"] == 0.0
+    assert all(a["end"] == b["start"] for a, b in zip(segments[:-1], segments[1:], strict=True))
+    assert all(s["face"]["method"] == "speaker" and s["face"]["chosen"] == 0 for s in segments)
+    # The row's timeline is every segment's, on the video's clock, in order.
+    starts = [entry["start"] for entry in row["timeline"]]
+    assert starts == sorted(starts) and len(starts) == sum(len(s["timeline"]) for s in segments)
+    assert all(s["start"] <= e["start"] and e["end"] <= s["end"] + 1e-6 for s in segments for e in s["timeline"])
+    assert row["english"].startswith("[0.0-")
+
+
+def test_largest_face_is_taken_when_asked(model_dir, dialogue_clip, tmp_path):
+    video, _ = dialogue_clip
+    row = _predict(model_dir, video, tmp_path / "rows.jsonl", "--face", "largest")
+    assert row["face"] == {"faces": 2, "chosen": 1, "method": "largest", "scores": None}
+
+
+def test_bad_time_options_are_refused_before_the_model_loads(model_dir, dialogue_clip, tmp_path, capsys):
+    video, _ = dialogue_clip
+    assert main(["predict", str(video), "--model", str(tmp_path / "absent"), "--segment-seconds", "1.5"]) == 1
+    assert "--segment-seconds=1.5 s is too short" in capsys.readouterr().err
+    assert main(["predict", str(video), "--model", str(tmp_path / "absent"), "--face", "loudest"]) == 1
+    assert "--face must be 'speaker', 'largest' or a face index" in capsys.readouterr().err
+
+
+def test_a_face_index_beyond_the_faces_found_fails_that_video_with_the_count(model_dir, dialogue_clip, tmp_path):
+    video, _ = dialogue_clip
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(video, folder / "dialogue.mp4")
+    code = main(["predict", str(folder), "--model", str(model_dir), "--face", "3", "--num-workers", "0",
+                 "--output", str(tmp_path / "rows.jsonl"), "--no-progress"])  # fmt: skip
+    row = json.loads((tmp_path / "rows.jsonl").read_text())
+    assert code == 3 and "face=3 is out of range: 2 face(s)" in row["error"]

@@ -1,0 +1,79 @@
+"""Long videos: cut into segments at pauses, each prepared from its own frames and sound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from microemo.processing.audio_io import load_audio
+from microemo.processing.segments import (
+    check_segment_seconds,
+    choose_cut,
+    iter_segments,
+    load_audio_window,
+    spans_within,
+)
+from microemo.processing.utterances import Span
+
+
+@pytest.mark.parametrize("bad", [1.9, 0, -5, math.nan, True, "60"])
+def test_a_segment_length_under_two_seconds_or_not_a_number_is_refused(bad):
+    with pytest.raises(ValueError, match="segment_seconds"):
+        check_segment_seconds(bad)
+    assert check_segment_seconds(2) == 2.0
+
+
+def test_the_cut_falls_in_the_middle_of_the_last_pause_of_the_second_half():
+    spans = [Span(1, 10), Span(12, 40), Span(44, 58), Span(59.5, 70)]
+    cut, why = choose_cut(spans, 0.0, 60.0)
+    assert why == "pause" and cut == pytest.approx(58.75)
+    assert choose_cut([Span(1, 10), Span(12, 40)], 0.0, 60.0) == (pytest.approx(50.0), "pause")  # trailing silence
+
+
+def test_an_utterance_through_the_whole_second_half_is_cut_at_the_limit():
+    cut, why = choose_cut([Span(5, 20), Span(25, 80)], 0.0, 60.0)
+    assert cut == 60.0 and why.startswith("limit")
+
+
+def test_spans_within_a_segment_are_clipped_and_on_its_clock():
+    spans = [Span(5, 12, "a"), Span(14, 30, "b"), Span(31, 33, "c")]
+    assert spans_within(spans, 10.0, 20.0) == [Span(0.0, 2.0, "a"), Span(4.0, 10.0, "b")]
+
+
+def test_a_window_of_sound_matches_the_same_samples_of_the_whole_track(long_dialogue):
+    path, _ = long_dialogue
+    whole = load_audio(path)
+    window = load_audio_window(path, 21.0, 27.0)
+    assert window.shape == (6 * 16_000,)
+    same = whole[21 * 16_000 : 27 * 16_000]
+    # AAC decoded after a seek differs from a decode from the start by rounding only; any misalignment (even
+    # a millisecond) would break the correlation of speech.
+    assert np.corrcoef(window, same)[0, 1] > 0.999 and np.abs(window - same).max() < 0.1
+
+
+def test_a_long_video_becomes_ordered_segments_cut_between_utterances(long_dialogue, tiny_processor):
+    path, true_spans = long_dialogue
+    segments = list(iter_segments(tiny_processor, path, segment_seconds=15))
+    assert len(segments) >= 3 and segments[0].start == 0.0 and segments[-1].end == pytest.approx(40.0, abs=0.2)
+    for before, after in zip(segments[:-1], segments[1:], strict=True):
+        assert before.end == after.start and before.cut == "pause"
+    for segment in segments:
+        assert segment.end - segment.start <= 15.0 + 1e-6
+        sample = segment.sample
+        # Each segment has its own sampled frames, on its own clock, inside it.
+        assert sample.video.frames.shape[0] == tiny_processor.num_frames
+        assert 0 <= sample.video.timestamps.min() and sample.video.timestamps.max() <= segment.end - segment.start
+        assert any("utterances voice activity" in note for note in sample.notes)
+    cuts = [segment.end for segment in segments[:-1]]
+    for span in true_spans:  # no spoken utterance is split by a cut
+        assert not any(span["start"] + 0.1 < cut < span["end"] - 0.1 for cut in cuts), (span, cuts)
+
+
+def test_given_utterances_are_used_per_segment(long_dialogue, tiny_processor):
+    path, true_spans = long_dialogue
+    spans = [Span(s["start"], s["end"], s["text"]) for s in true_spans]
+    segments = list(iter_segments(tiny_processor, path, segment_seconds=20, utterances=spans))
+    words = [u.text for segment in segments for u in segment.sample.utterances]
+    assert words == [s.text for s in spans]
