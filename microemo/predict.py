@@ -44,6 +44,19 @@ def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return videos
 
 
+def select_videos(inputs: Sequence[str | os.PathLike], names: Iterable[str] | None = None) -> list[Path]:
+    """The videos of ``inputs`` (:func:`find_videos`), only those whose name is in ``names`` when given; a name
+    without a video raises."""
+    paths = find_videos(inputs)
+    if names is not None:
+        wanted = set(names)
+        paths = [path for path in paths if path.stem in wanted]
+        missing = sorted(wanted - {path.stem for path in paths})
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
+    return paths
+
+
 def read_names(path: str | os.PathLike) -> set[str]:
     """Sample names from a CSV with a ``name`` column (e.g. prepared data's ``test_references.csv``), a JSON
     ``split.json`` (its ``test`` list), or a text file with one name per line."""
@@ -170,13 +183,7 @@ class Predictor:
     ) -> list[dict]:
         """Predict every video (files or folders; only those whose name is in ``names``, when given); returns the
         rows, the ones already in ``output`` included."""
-        paths = find_videos(videos)
-        if names is not None:
-            wanted = set(names)
-            paths = [path for path in paths if path.stem in wanted]
-            missing = sorted(wanted - {path.stem for path in paths})
-            if missing:
-                raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
+        paths = select_videos(videos, names)
         matched = match_subtitles(paths, subtitles)
         output = Path(output) if output is not None else None
         done = read_done(output) if output is not None else {}
@@ -278,24 +285,45 @@ def predict(
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from microemo import sharding
+
+    if args.num_processes > 1 and not sharding.in_launched_run():  # start the processes; each comes back here
+        arguments = sharding.forwarded_arguments(args.predict_parser, args, leave_out={"num_processes"})
+        code = sharding.launch(args.num_processes, "microemo.predict", arguments)
+        if code:
+            return code
+        # The processes exit 0 when they finished (torchrun takes any other status for a crash); the main one
+        # printed the summary, and the status of failed videos comes from the merged rows.
+        merged = sharding.read_rows(args.output)
+        paths = select_videos(args.videos, read_names(args.names) if args.names else None)
+        return 3 if any(merged[path.stem]["error"] for path in paths) else 0
+    state = sharding.process_state(args.device) if sharding.in_launched_run() else None
     judge = None
     if args.judge_model:
         from microemo.evaluation.judge import JudgeClient, JudgeConfig
 
         judge = JudgeClient(JudgeConfig(model=args.judge_model, base_url=args.judge_base_url,
                                         api_key_env=args.judge_api_key_env))  # fmt: skip
+    device = str(state.device) if state is not None and args.device in (None, "cuda") else args.device
     predictor = load_predictor(
-        args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
+        args.model, device=device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
-    rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
-                         names=names)  # fmt: skip
+    if state is not None:  # one of several processes: its share into its shard, merged by the main process
+        rows = sharding.run_sharded(predictor, state, args.videos, output=args.output, subtitles=args.subtitles,
+                                    names=names, progress=not args.no_progress)  # fmt: skip
+        if rows is None:
+            return 0
+    else:
+        sharding.merge_shards(args.output)  # the shards of a sharded run that stopped before its merge
+        rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
+                             names=names)  # fmt: skip
     failed = [row for row in rows if row["error"]]
     print(f"{len(rows)} video(s): {len(rows) - len(failed)} explained, {len(failed)} failed; results in {args.output}")
     for row in failed:
         print(f"  failed: {row['video']}: {row['error']}", file=sys.stderr)
-    return 3 if failed else 0
+    return 3 if failed and state is None else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -322,4 +350,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--judge-base-url", help="the judge's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(func=run_predict)
+    parser.add_argument("--num-processes", type=int, default=1,
+                        help="processes sharing the videos, started with accelerate's launcher (default 1; one per GPU, "
+                        "or CPU processes); for GPUs or nodes of an accelerate config: "
+                        "accelerate launch -m microemo.predict ...")  # fmt: skip
+    parser.set_defaults(func=run_predict, predict_parser=parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m microemo.predict ...`` and ``accelerate launch -m microemo.predict ...``: the arguments of
+    ``microemo predict``."""
+    from microemo.cli import main as cli_main
+
+    return cli_main(["predict", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
