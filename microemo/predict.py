@@ -307,7 +307,8 @@ def run_predict(args: argparse.Namespace) -> int:
     device = str(state.device) if state is not None and args.device in (None, "cuda") else args.device
     predictor = load_predictor(
         args.model, device=device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge,
+        max_new_tokens=args.max_new_tokens, judge=judge,
+        num_workers=sharding.default_num_workers(device) if args.num_workers is None else args.num_workers,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
     if state is not None:  # one of several processes: its share into its shard, merged by the main process
@@ -342,7 +343,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--question", help="the question after the subtitle (default: the EMER question)")
     parser.add_argument("--batch-size", type=int, default=4, help="videos generated together (default 4)")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="longest explanation (default 256)")
-    parser.add_argument("--num-workers", type=int, default=1, help="processes preparing the next batch (default 1)")
+    parser.add_argument("--num-workers", type=int, default=None, help="processes preparing the next batches (default: "
+                        "the cores of this process left after generation's threads, at least 1)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path("predictions.jsonl"), help="results (default predictions.jsonl)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])

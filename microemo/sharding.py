@@ -205,3 +205,16 @@ def launch(num_processes: int, module: str, arguments: Sequence[str], **popen: A
     if num_processes < 2:
         raise ValueError(f"--num-processes must be at least 2 to launch processes, got {num_processes}")
     return subprocess.call(launch_command(num_processes, module, arguments), **popen)
+
+
+def default_num_workers(device: str | None = None) -> int:
+    """DataLoader workers preparing videos for ``microemo predict``: the cores of this process's share of the machine
+    (all of them, or 1 / LOCAL_WORLD_SIZE under a launcher) left after generation's threads (one on a GPU, torch's
+    intra-op threads on the CPU), at least 1."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    generation = 1 if on_gpu else torch.get_num_threads()
+    return max(1, share - generation)

@@ -143,3 +143,14 @@ def test_the_launched_command_gets_back_every_argument_that_was_given(tmp_path):
     assert "--num-processes" not in forwarded
     assert {k: v for k, v in vars(again).items() if k != "num_processes"} == {
         k: v for k, v in vars(args).items() if k != "num_processes"}
+
+
+def test_the_default_workers_are_the_cores_left_after_generation(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert sharding.default_num_workers("cpu") == 12
+    assert sharding.default_num_workers("cuda:0") == 15
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four processes share the machine: 4 cores each
+    assert sharding.default_num_workers("cuda:1") == 3
+    assert sharding.default_num_workers("cpu") == 1  # at least one
