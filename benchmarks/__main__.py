@@ -33,6 +33,7 @@ SECTIONS = {
     "training": "benchmarks.bench_training",
     "utterance_windows": "benchmarks.bench_model",
     "device": "benchmarks.bench_device",
+    "scale": "benchmarks.bench_scale",
 }
 
 
