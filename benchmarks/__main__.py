@@ -35,6 +35,7 @@ SECTIONS = {
     "device": "benchmarks.bench_device",
     "timeline": "benchmarks.bench_timeline",
     "long_video": "benchmarks.bench_long_video",
+    "scale": "benchmarks.bench_scale",
 }
 
 

@@ -52,6 +52,19 @@ def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return videos
 
 
+def select_videos(inputs: Sequence[str | os.PathLike], names: Iterable[str] | None = None) -> list[Path]:
+    """The videos of ``inputs`` (:func:`find_videos`), only those whose name is in ``names`` when given; a name
+    without a video raises."""
+    paths = find_videos(inputs)
+    if names is not None:
+        wanted = set(names)
+        paths = [path for path in paths if path.stem in wanted]
+        missing = sorted(wanted - {path.stem for path in paths})
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
+    return paths
+
+
 def read_names(path: str | os.PathLike) -> set[str]:
     """Sample names from a CSV with a ``name`` column (e.g. prepared data's ``test_references.csv``), a JSON
     ``split.json`` (its ``test`` list), or a text file with one name per line."""
@@ -176,13 +189,7 @@ class Predictor:
     ) -> list[dict]:
         """Predict every video (files or folders; only those whose name is in ``names``, when given); returns the
         rows, the ones already in ``output`` included."""
-        paths = find_videos(videos)
-        if names is not None:
-            wanted = set(names)
-            paths = [path for path in paths if path.stem in wanted]
-            missing = sorted(wanted - {path.stem for path in paths})
-            if missing:
-                raise FileNotFoundError(f"{len(missing)} named sample(s) have no video among the inputs, e.g. {missing[:5]}")
+        paths = select_videos(videos, names)
         matched = match_subtitles(paths, subtitles)
         if output is None:
             return self._run(paths, matched, None, {}, {}, progress)
@@ -319,25 +326,48 @@ def run_predict(args: argparse.Namespace) -> int:
     # Checked before the model loads: a typo should not cost a minute of loading.
     check_segment_seconds(args.segment_seconds, "--segment-seconds")
     args.face = check_face_option(args.face, "--face")
+
+    from microemo import sharding
+
+    if args.num_processes > 1 and not sharding.in_launched_run():  # start the processes; each comes back here
+        arguments = sharding.forwarded_arguments(args.predict_parser, args, leave_out={"num_processes"})
+        code = sharding.launch(args.num_processes, "microemo.predict", arguments)
+        if code:
+            return code
+        # The processes exit 0 when they finished (torchrun takes any other status for a crash); the main one
+        # printed the summary, and the status of failed videos comes from the merged rows.
+        merged = sharding.read_rows(args.output)
+        paths = select_videos(args.videos, read_names(args.names) if args.names else None)
+        return 3 if any(merged[path.stem]["error"] for path in paths) else 0
+    state = sharding.process_state(args.device) if sharding.in_launched_run() else None
     judge = None
     if args.judge_model:
         from microemo.evaluation.judge import JudgeClient, JudgeConfig
 
         judge = JudgeClient(JudgeConfig(model=args.judge_model, base_url=args.judge_base_url,
                                         api_key_env=args.judge_api_key_env))  # fmt: skip
+    device = str(state.device) if state is not None and args.device in (None, "cuda") else args.device
     predictor = load_predictor(
-        args.model, device=args.device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, num_workers=args.num_workers, judge=judge, retry_failed=args.retry_failed,
+        args.model, device=device, dtype=args.dtype, question=args.question, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, judge=judge, retry_failed=args.retry_failed,
+        num_workers=sharding.default_num_workers(device) if args.num_workers is None else args.num_workers,
         per_utterance=args.per_utterance, segment_seconds=args.segment_seconds, face=args.face,
     )  # fmt: skip
     names = read_names(args.names) if args.names else None
-    rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
-                         names=names)  # fmt: skip
+    if state is not None:  # one of several processes: its share into its shard, merged by the main process
+        rows = sharding.run_sharded(predictor, state, args.videos, output=args.output, subtitles=args.subtitles,
+                                    names=names, progress=not args.no_progress)  # fmt: skip
+        if rows is None:
+            return 0
+    else:
+        sharding.merge_shards(args.output)  # the shards of a sharded run that stopped before its merge
+        rows = predictor.run(args.videos, subtitles=args.subtitles, output=args.output, progress=not args.no_progress,
+                             names=names)  # fmt: skip
     failed = [row for row in rows if row["error"]]
     print(f"{len(rows)} video(s): {len(rows) - len(failed)} explained, {len(failed)} failed; results in {args.output}")
     for row in failed:
         print(f"  failed: {row['video']}: {row['error']}", file=sys.stderr)
-    return 3 if failed else 0
+    return 3 if failed and state is None else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -357,7 +387,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--question", help="the question after the subtitle (default: the EMER question)")
     parser.add_argument("--batch-size", type=int, default=4, help="videos generated together (default 4)")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="longest explanation (default 256)")
-    parser.add_argument("--num-workers", type=int, default=1, help="processes preparing the next batch (default 1)")
+    parser.add_argument("--num-workers", type=int, default=None, help="processes preparing the next batches (default: "
+                        "the cores of this process left after generation's threads, at least 1)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path("predictions.jsonl"), help="results (default predictions.jsonl)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
@@ -374,4 +405,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="videos longer than this are predicted in segments cut at pauses (default 60, >= 2)")
     parser.add_argument("--face", default="speaker",
                         help="who to look at with several faces: speaker (default), largest, or an index (0 = leftmost)")
-    parser.set_defaults(func=run_predict)
+    parser.add_argument("--num-processes", type=int, default=1,
+                        help="processes sharing the videos, started with accelerate's launcher (default 1; one per GPU, "
+                        "or CPU processes); for GPUs or nodes of an accelerate config: "
+                        "accelerate launch -m microemo.predict ...")  # fmt: skip
+    parser.set_defaults(func=run_predict, predict_parser=parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m microemo.predict ...`` and ``accelerate launch -m microemo.predict ...``: the arguments of
+    ``microemo predict``."""
+    from microemo.cli import main as cli_main
+
+    return cli_main(["predict", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,11 @@
         --processor MODEL_DIR --output data/emer
     microemo prepare-data jsonl data.jsonl --processor MODEL_DIR --output data/mine
 
-(``python -m microemo.training.cli prepare-data ...`` works too.)
+(``python -m microemo.training.cli prepare-data ...`` works too.) In shards, one per machine, then combined:
+
+    microemo prepare-data ... --output data/emer --num-shards N --shard-index I   # I = 0 .. N-1, anywhere
+    microemo prepare-data ... --output data/emer --num-shards N                   # once all are done
+    accelerate launch [--config_file ...] -m microemo.training.cli prepare-data ...   # process I prepares shard I
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-file", type=Path, help="reuse the names of an earlier split.json")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the processor's)")
     parser.add_argument("--num-proc", type=int, default=None, help="processes preparing videos")
+    parser.add_argument("--num-shards", type=int, default=None,
+                        help="prepare in this many shards (one per machine): with --shard-index, prepare one; "
+                        "without, combine them all into --output (see training/data_shards.py)")  # fmt: skip
+    parser.add_argument("--shard-index", type=int, default=None, help="the shard this run prepares, 0 .. --num-shards - 1")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.sharding import in_launched_run
 
     from .data import DataError, emer_rows, jsonl_rows, prepare_dataset
 
@@ -69,8 +78,13 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError("prepare-data jsonl needs the JSONL file")
             rows = jsonl_rows(args.jsonl)
         processor = MicroEmoProcessor.from_pretrained(args.processor)
-        result = prepare_dataset(rows, processor, args.output, test_fraction=args.test_fraction, seed=args.seed,
-                                 split_file=args.split_file, num_frames=args.num_frames, num_proc=args.num_proc)  # fmt: skip
+        if args.num_shards is not None or args.shard_index is not None or in_launched_run():
+            result = _sharded(args, rows, processor)
+            if result is None:  # one shard prepared; the combining step comes later or on the main process
+                return 0
+        else:
+            result = prepare_dataset(rows, processor, args.output, test_fraction=args.test_fraction, seed=args.seed,
+                                     split_file=args.split_file, num_frames=args.num_frames, num_proc=args.num_proc)  # fmt: skip
     except (DataError, ValueError, OSError) as error:
         print(f"microemo prepare-data: error: {error}", file=sys.stderr)
         return 1
@@ -83,6 +97,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"split: {args.output / 'split.json'}; test references for `microemo evaluate`: "
           f"{args.output / 'test_references.csv'}")  # fmt: skip
     return 0
+
+
+def _sharded(args: argparse.Namespace, rows, processor):
+    """Prepare one shard (``--shard-index``, or this process's under ``accelerate launch``) and/or combine them all;
+    returns the combined result, or None when this run only prepared a shard."""
+    from microemo.sharding import in_launched_run, process_state
+
+    from .data import DataError
+    from .data_shards import combine_shards, prepare_shard
+
+    index, count, state = args.shard_index, args.num_shards, None
+    if index is None and in_launched_run():  # under accelerate launch: process I of N prepares shard I
+        state = process_state("cpu")
+        if count is not None and count != state.num_processes:
+            raise DataError(f"--num-shards {count} under accelerate launch with {state.num_processes} processes; "
+                            "leave --num-shards out (one shard per process)")  # fmt: skip
+        index, count = state.process_index, state.num_processes
+    if count is None or count < 1:
+        raise DataError(f"--shard-index needs --num-shards N >= 1, got --num-shards {count}")
+    if index is not None:
+        folder = prepare_shard(rows, processor, args.output, index=index, count=count, num_frames=args.num_frames,
+                               num_proc=args.num_proc)  # fmt: skip
+        print(f"prepared shard {index} of {count} in {folder}")
+        if state is None:
+            return None
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
+    return combine_shards(rows, processor, args.output, count=count, test_fraction=args.test_fraction, seed=args.seed,
+                          split_file=args.split_file, num_frames=args.num_frames)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

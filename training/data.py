@@ -509,10 +509,16 @@ def prepare_dataset(
     warning is printed to stderr). Preparation runs through ``datasets.map`` with ``num_proc`` processes; its cache lives in
     ``output_dir/cache``, so a second run with the same rows and processor settings reads it back.
     """
-    from datasets import DatasetDict, Features, List, Value, load_dataset
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    split = choose_split(rows, split_file, test_fraction, seed)
+    prepared = map_prepare(source_dataset(rows, output_dir), processor, num_frames, num_proc)
+    return write_prepared(rows, prepared, split, output_dir, processor, seed=seed, test_fraction=test_fraction,
+                          num_frames=num_frames)  # fmt: skip
+
+
+def choose_split(rows: Rows, split_file: str | os.PathLike | None, test_fraction: float, seed: int) -> dict[str, list[str]]:
+    """The train/test names of the usable ``rows``: those of ``split_file`` when given, else :func:`seeded_split`."""
     if not rows.rows:
         raise DataError(f"no usable rows ({len(rows.bad)} bad: {rows.bad[:3]}); nothing to prepare")
     names = [row["name"] for row in rows.rows]
@@ -528,9 +534,15 @@ def prepare_dataset(
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         split = seeded_split(names, test_fraction, seed)
+    return split
+
+
+def source_dataset(rows: Rows, folder: Path):
+    """The rows as a `datasets.Dataset` read from ``folder/rows.jsonl``, with its cache in ``folder/cache``."""
+    from datasets import Features, List, Value, load_dataset
 
     # Through a JSONL file so that `datasets` keeps the map results in its cache (keyed by file and function).
-    rows_file = output_dir / "rows.jsonl"
+    rows_file = folder / "rows.jsonl"
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.rows)
     # Rewritten only when the rows change: `datasets` keys its cache on the file's modification time too, so
     # an identical rewrite would throw away every prepared row.
@@ -541,15 +553,36 @@ def prepare_dataset(
         "question": Value("string"), "utterances": Value("string"), "openset": List(Value("string")),
         "source": Value("string"),
     })  # fmt: skip
-    raw = load_dataset("json", data_files=str(rows_file), split="train", features=source_features,
-                       cache_dir=str(output_dir / "cache"))  # fmt: skip
-    prepared = raw.map(
+    return load_dataset("json", data_files=str(rows_file), split="train", features=source_features,
+                        cache_dir=str(folder / "cache"))  # fmt: skip
+
+
+def map_prepare(raw, processor: MicroEmoProcessor, num_frames: int | None, num_proc: int | None):
+    """``raw`` with every row prepared (:func:`prepare_row`) through ``datasets.map`` in ``num_proc`` processes."""
+    return raw.map(
         prepare_row,
         fn_kwargs={"processor": processor, "num_frames": num_frames},
         features=prepared_features(),
         num_proc=num_proc if num_proc and num_proc > 1 and len(raw) > 1 else None,
         desc="preparing videos (decode, face mesh, clue masks, utterances, audio)",
     )
+
+
+def write_prepared(
+    rows: Rows,
+    prepared,
+    split: dict[str, list[str]],
+    output_dir: Path,
+    processor: MicroEmoProcessor,
+    *,
+    seed: int,
+    test_fraction: float,
+    num_frames: int | None,
+) -> PreparedData:
+    """Write the DatasetDict of ``prepared`` (one row per row of ``rows``, in order), the split, the bad-row report,
+    the test references and ``prepare.json``."""
+    from datasets import DatasetDict
+
     errors = prepared["error"]
     bad = list(rows.bad)
     good_index = []
