@@ -5,8 +5,8 @@ depends on; the tests that should notice are run against it. A mutation is *kill
     python -m benchmarks.mutations --only gate  # the mutations whose name contains "gate"
 
 Each mutation edits one file of the working tree in place and restores it afterwards (also on Ctrl-C); the tree
-must be clean there first. Results: benchmarks/mutations.json and a table on stdout (docs/model.md keeps the last
-run's survivors and what was done about them).
+must be clean there first. Results: benchmarks/mutations.json (`--only` updates those entries) and a table on
+stdout (docs/model.md keeps the last run's survivors and what was done about them).
 """
 
 from __future__ import annotations
@@ -103,6 +103,13 @@ MUTATIONS = [
              "value = torch.cat([value, attn.bias_v.transpose(0, 1).expand(batch, 1, width)], dim=1)",
              "value = torch.cat([value, 0 * attn.bias_v.transpose(0, 1).expand(batch, 1, width)], dim=1)",
              (f"{FIDELITY}/test_imagebind_audio.py",)),
+    Mutation("ImageBind: MLP before attention in every block (layer order)", AUDIO,
+             "        attended = self.attention(self.norm_1(hidden_states))\n"
+             "        hidden_states = hidden_states + self.drop_path(attended)\n"
+             "        return hidden_states + self.drop_path(self.mlp(self.norm_2(hidden_states)))",
+             "        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm_2(hidden_states)))\n"
+             "        return hidden_states + self.drop_path(self.attention(self.norm_1(hidden_states)))",
+             (f"{FIDELITY}/test_imagebind_audio.py",)),
     Mutation("features: fbank normalised with std 9.138 in AST's (x - mean) / (2 std)", PROCESSOR,
              "mean=-4.268, std=4.569", "mean=-4.268, std=9.138",
              (f"{FIDELITY}/test_imagebind_audio.py",)),
@@ -180,10 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     for mutation in chosen:
         results.append(run_one(mutation, args.timeout))
         print(f"{results[-1]['status']:>9}  {mutation.name}", flush=True)
+    print(f"\n{sum(r['status'] == 'killed' for r in results)} of {len(results)} killed")
+    if args.only is not None and args.output.is_file():  # --only: update those entries of the recorded run
+        recorded = {r["name"]: r for r in json.loads(args.output.read_text())["mutations"]}
+        recorded |= {r["name"]: r for r in results}
+        order = [m.name for m in MUTATIONS]
+        results = sorted(recorded.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
     killed = sum(r["status"] == "killed" for r in results)
-    print(f"\n{killed} of {len(results)} killed")
-    if args.only is None:
-        args.output.write_text(json.dumps({"killed": killed, "total": len(results), "mutations": results}, indent=2) + "\n")
+    args.output.write_text(json.dumps({"killed": killed, "total": len(results), "mutations": results}, indent=2) + "\n")
     return 0
 
 
