@@ -108,19 +108,20 @@ class MicroEmoCausalLMOutputWithPast(MultimodalCausalLMOutputWithPast):
     audio_embeds: torch.FloatTensor | None = None
 
 
-def _max_input_length(text_config) -> int:
-    """Longest input the language model's positions cover: `max_position_embeddings`, stretched by RoPE scaling.
+def _max_input_length(text_config) -> tuple[int, str]:
+    """Longest input the language model's positions cover, and how it follows from the config.
 
-    A scaled RoPE (`linear`, `dynamic`, `yarn`, `llama3`, ...) covers `factor` times the length it was trained on
-    (`original_max_position_embeddings` where the config has one); some configs already store the extended
-    length as `max_position_embeddings`, hence the max.
+    `max_position_embeddings`, stretched by a scaled RoPE (`linear`, `dynamic`, `yarn`, `llama3`, ...), which covers
+    `factor` times the length it was trained on (`original_max_position_embeddings` where the config has one); some
+    configs already store the extended length as `max_position_embeddings`, hence the max.
     """
     context = text_config.max_position_embeddings
     rope = getattr(text_config, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") == "default" or not rope.get("factor"):
-        return context
+        return context, f"max_position_embeddings={context}"
     original = rope.get("original_max_position_embeddings") or context
-    return max(context, int(original * float(rope["factor"])))
+    limit = max(context, int(original * float(rope["factor"])))
+    return limit, f"{limit}: {original} positions with {rope['rope_type']} RoPE scaling x{float(rope['factor']):g}"
 
 
 class MicroEmoQueryTokens(nn.Module):
@@ -398,13 +399,12 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             fail("inputs_embeds", inputs_embeds, "(batch, sequence, hidden_size)")
         text = input_ids if input_ids is not None else inputs_embeds
         if text is not None:
-            context = _max_input_length(self.config.text_config)
+            context, reason = _max_input_length(self.config.text_config)
             if text.shape[1] > context:
                 name = "input_ids" if input_ids is not None else "inputs_embeds"
                 raise ValueError(
                     f"MicroEmo: `{name}` holds {text.shape[1]} tokens, more than the language model's context "
-                    f"({context}: max_position_embeddings with its RoPE scaling); shorten the prompt or lower "
-                    "max_utterances."
+                    f"({reason}); shorten the prompt or lower max_utterances."
                 )
 
         batch_size = text.shape[0] if text is not None else None

@@ -187,9 +187,9 @@ def test_linear_rope_scaling_extends_the_accepted_input_length():
     ids = torch.full((1, 40), 11, dtype=torch.long)
     with torch.no_grad():
         assert scaled(input_ids=ids).logits.shape[1] == 40
-        with pytest.raises(ValueError, match=r"40 tokens.*context \(16"):
+        with pytest.raises(ValueError, match=r"40 tokens.*context \(max_position_embeddings=16\)"):
             plain(input_ids=ids)
-        with pytest.raises(ValueError, match=r"65 tokens.*context \(64"):
+        with pytest.raises(ValueError, match=r"65 tokens.*context \(64: 16 positions with linear RoPE scaling x4\)"):
             scaled(input_ids=torch.full((1, 65), 11, dtype=torch.long))
 
 
@@ -197,7 +197,7 @@ def test_rope_scaling_uses_the_original_length_when_the_config_names_one():
     model = rope_model(32, {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 24})
     with torch.no_grad():
         assert model(input_ids=torch.full((1, 48), 11, dtype=torch.long)).logits.shape[1] == 48
-        with pytest.raises(ValueError, match=r"49 tokens.*context \(48"):
+        with pytest.raises(ValueError, match=r"49 tokens.*context \(48: 24 positions with yarn RoPE scaling x2\)"):
             model(input_ids=torch.full((1, 49), 11, dtype=torch.long))
 
 
