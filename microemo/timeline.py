@@ -12,6 +12,7 @@ saving.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -130,7 +131,9 @@ def prepare_video(processor, path, *, utterances=None, face: str | int | None = 
     from microemo.processing.video_io import MediaError, decode_video
 
     if face is None:
-        return processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
+        sample = processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
+        sample.notes.append(utterance_origin(processor, utterances))
+        return sample
     decoded = decode_video(str(path), num_frames or processor.num_frames)
     waveform, notes = None, []
     if decoded.has_audio:
@@ -142,7 +145,19 @@ def prepare_video(processor, path, *, utterances=None, face: str | int | None = 
         waveform = None
     sample = prepare_piece(processor, decoded, waveform, face, str(path), utterances=utterances)
     sample.notes[:0] = notes
+    sample.notes.append(utterance_origin(processor, utterances))
     return sample
+
+
+def utterance_origin(processor, utterances) -> str:
+    """The note that says where a sample's utterance spans and their words came from."""
+    if utterances is not None:
+        return f"utterances and text: {utterances if isinstance(utterances, (str, os.PathLike)) else 'given'}"
+    if processor.utterance_source == "asr":
+        return f"utterances and text: ASR {processor.asr_model}"
+    if processor.utterance_source == "none":
+        return "utterances: none (utterance_source='none')"
+    return f"utterances: voice activity ({processor.utterance_source}), no text (give subtitles or --asr-model)"
 
 
 def face_fields(sample) -> dict:
