@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-file", type=Path, help="reuse the names of an earlier split.json")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the processor's)")
     parser.add_argument("--num-proc", type=int, default=None, help="processes preparing videos")
+    parser.add_argument("--asr-model", help="utterances and their words (the rows' subtitles) from this "
+                        "speech-recognition model where a row has no subtitle (e.g. openai/whisper-small)")
     parser.set_defaults(func=run)
 
 
@@ -58,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError("prepare-data jsonl needs the JSONL file")
             rows = jsonl_rows(args.jsonl)
         processor = MicroEmoProcessor.from_pretrained(args.processor)
+        if args.asr_model:
+            from microemo.processing.asr import asr_kind
+
+            asr_kind(args.asr_model)  # refuses a checkpoint that is not a speech-recognition model
+            processor.utterance_source, processor.asr_model = "asr", args.asr_model
         result = prepare_dataset(rows, processor, args.output, test_fraction=args.test_fraction, seed=args.seed,
                                  split_file=args.split_file, num_frames=args.num_frames, num_proc=args.num_proc)  # fmt: skip
     except (DataError, ValueError, OSError) as error:
