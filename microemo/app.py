@@ -137,9 +137,20 @@ class EmotionPage:
             if seconds is not None and seconds > self.max_seconds:
                 raise InputError(f"{Path(video).name}: its {kind} stream {index} lasts {seconds:.1f} s; this page takes "
                                  f"clips up to {self.max_seconds:g} s in every stream")  # fmt: skip
-        return self.processor.prepare_sample(str(video), utterances=str(subtitles) if subtitles else None)
+        from microemo.timeline import prepare_video
 
-    def draw(self, sample, name: str):
+        return prepare_video(self.processor, video, utterances=str(subtitles) if subtitles else None,
+                             face=self.predictor.face)  # fmt: skip
+
+    def timeline(self, sample) -> list[dict]:
+        """One answer per utterance, in one batch sharing the clip's encoding (``microemo predict --per-utterance``)."""
+        from microemo.timeline import predict_timeline
+
+        _, rows = predict_timeline(self.predictor.model, self.processor, sample, whole=False,
+                                   max_new_tokens=self.predictor.max_new_tokens)  # fmt: skip
+        return rows
+
+    def draw(self, sample, name: str, timeline: list[dict] | None = None):
         """The picture of the sampled frames, clue regions and the utterance / audio timeline (a PIL image; Gradio
         keeps its own copy, which ``delete_cache`` removes)."""
         from PIL import Image
@@ -150,7 +161,7 @@ class EmotionPage:
         with self._draw_lock, tempfile.TemporaryDirectory(prefix="microemo-app-") as folder:
             path = draw_sample(sample, Path(folder) / f"{Path(name).stem}.png", region_names=list(processor.clue_regions),
                                image_size=processor.image_size, patch_size=processor.patch_size,
-                               num_audio_clips=processor.num_audio_clips, title=name)  # fmt: skip
+                               num_audio_clips=processor.num_audio_clips, title=name, timeline=timeline)  # fmt: skip
             with Image.open(path) as image:
                 return image.convert("RGB")  # read before the folder goes
 
@@ -223,6 +234,10 @@ class EmotionPage:
                     yield answer.outputs()
             labels = self.processor.post_process_emotions(answer.explanation)
             answer.labels = ", ".join(labels) if labels else "(no emotion word in the explanation)"
+            if self.predictor.per_utterance and sample.utterances:
+                answer.status = "Explaining each utterance ..."
+                yield answer.outputs()
+                answer.picture = self.draw(sample, name, timeline=self.timeline(sample))  # the band of emotions
             answer.status = f"Done: {html.escape(name)}."
             yield answer.outputs()
         except Exception as error:
@@ -324,12 +339,19 @@ def launch_options() -> dict[str, Any]:
 
 def load_app(model: str | Path, *, device: str | None = None, dtype: str = "auto", max_new_tokens: int = 256,
              question: str | None = None, max_seconds: float = DEFAULT_MAX_SECONDS, examples: str | Path | None = None,
-             concurrency: int = 2, queue_size: int = 16):  # fmt: skip
-    """Load the model once (as ``microemo predict`` does) and build its page."""
+             concurrency: int = 2, queue_size: int = 16, per_utterance: bool = False, face="speaker",
+             asr_model: str | None = None):  # fmt: skip
+    """Load the model once (as ``microemo predict`` does) and build its page. ``per_utterance`` adds the band of
+    per-utterance emotions to the picture; ``face`` and ``asr_model`` as in ``microemo predict``."""
     if str(model).startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
         raise FileNotFoundError(f"--model {model}: no such model folder (give a folder from build-model or a Hub id)")
     predictor = load_predictor(model, device=device, dtype=dtype, max_new_tokens=max_new_tokens, question=question,
-                               batch_size=1, num_workers=0)  # fmt: skip
+                               batch_size=1, num_workers=0, per_utterance=per_utterance, face=face)  # fmt: skip
+    if asr_model:
+        from microemo.processing.asr import asr_kind
+
+        asr_kind(asr_model)  # refuses a checkpoint that is not a speech-recognition model
+        predictor.processor.utterance_source, predictor.processor.asr_model = "asr", asr_model
     page = EmotionPage(predictor, max_seconds=max_seconds)
     return build_app(page, examples=sample_examples(examples), concurrency=concurrency, queue_size=queue_size)
 
@@ -433,7 +455,8 @@ def run_app(args: argparse.Namespace) -> int:
         return 0
     app = load_app(args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens,
                    question=args.question, max_seconds=args.max_seconds, examples=args.examples,
-                   concurrency=args.concurrency, queue_size=args.queue_size)  # fmt: skip
+                   concurrency=args.concurrency, queue_size=args.queue_size, per_utterance=args.per_utterance,
+                   face=args.face, asr_model=args.asr_model)  # fmt: skip
     app.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, **launch_options())
     return 0
 
@@ -461,5 +484,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="weights' dtype: auto = bfloat16 on a GPU that supports it, else float32 (default auto)")
+    parser.add_argument("--per-utterance", action="store_true", help="draw the band of per-utterance emotions")
+    parser.add_argument("--face", default="speaker", help="with several faces: speaker (default), largest, or an index")
+    parser.add_argument("--asr-model", help="find utterances and their words with this speech-recognition model")
     parser.add_argument("--export-space", type=Path, metavar="DIR", help="write a Hugging Face Space for --model to DIR")
     parser.set_defaults(func=run_app)

@@ -326,6 +326,10 @@ def run_predict(args: argparse.Namespace) -> int:
     # Checked before the model loads: a typo should not cost a minute of loading.
     check_segment_seconds(args.segment_seconds, "--segment-seconds")
     args.face = check_face_option(args.face, "--face")
+    if args.asr_model:
+        from microemo.processing.asr import asr_kind
+
+        asr_kind(args.asr_model)  # refuses a checkpoint that is not a speech-recognition model
 
     from microemo import sharding
 
@@ -353,6 +357,8 @@ def run_predict(args: argparse.Namespace) -> int:
         num_workers=sharding.default_num_workers(device) if args.num_workers is None else args.num_workers,
         per_utterance=args.per_utterance, segment_seconds=args.segment_seconds, face=args.face,
     )  # fmt: skip
+    if args.asr_model:  # utterances and their words from the transcript (subtitles, when given, still win)
+        predictor.processor.utterance_source, predictor.processor.asr_model = "asr", args.asr_model
     names = read_names(args.names) if args.names else None
     if state is not None:  # one of several processes: its share into its shard, merged by the main process
         rows = sharding.run_sharded(predictor, state, args.videos, output=args.output, subtitles=args.subtitles,
@@ -403,6 +409,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also one answer per utterance (the row's timeline), one shared encoding per video")
     parser.add_argument("--segment-seconds", type=float, default=60.0,
                         help="videos longer than this are predicted in segments cut at pauses (default 60, >= 2)")
+    parser.add_argument("--asr-model", help="find utterances and their words with this speech-recognition model "
+                        "(e.g. openai/whisper-small; a folder or Hub id); subtitles, when given, still win")
     parser.add_argument("--face", default="speaker",
                         help="who to look at with several faces: speaker (default), largest, or an index (0 = leftmost)")
     parser.add_argument("--num-processes", type=int, default=1,

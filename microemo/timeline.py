@@ -12,6 +12,7 @@ saving.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -101,21 +102,26 @@ def generate_shared(model, inputs: dict[str, Any], max_new_tokens: int = 256) ->
 
 
 def predict_timeline(
-    model, processor, sample, *, question: str | None = None, max_new_tokens: int = 256, offset: float = 0.0
-) -> tuple[str, list[dict]]:
+    model, processor, sample, *, question: str | None = None, max_new_tokens: int = 256, offset: float = 0.0,
+    whole: bool = True,
+) -> tuple[str | None, list[dict]]:
     """The whole video's answer and the timeline ``[{start, end, text, explanation, labels}]`` of ``sample``
-    (a prepared sample), in one shared-encoding batch. ``offset`` (s) is added to the spans (a segment's start)."""
-    questions = timeline_questions(sample, question)
+    (a prepared sample), in one shared-encoding batch. ``offset`` (s) is added to the spans (a segment's start);
+    ``whole=False`` asks the utterances' questions only (the answer is then None)."""
+    questions = timeline_questions(sample, question)[(0 if whole else 1) :]
+    if not questions:
+        return None, []
     inputs = shared_inputs(processor, sample, questions, model.device)
     generated = generate_shared(model, inputs, max_new_tokens)
     answers = [text.strip() for text in processor.batch_decode(generated, skip_special_tokens=True)]
-    labels = processor.post_process_emotions(answers[1:]) if len(answers) > 1 else []
+    answer, per_utterance = (answers[0], answers[1:]) if whole else (None, answers)
+    labels = processor.post_process_emotions(per_utterance) if per_utterance else []
     timeline = [
         {"start": round(span.start + offset, 3), "end": round(span.end + offset, 3), "text": span.text,
-         "explanation": answer, "labels": found}
-        for span, answer, found in zip(sample.utterances, answers[1:], labels, strict=True)
+         "explanation": text, "labels": found}
+        for span, text, found in zip(sample.utterances, per_utterance, labels, strict=True)
     ]  # fmt: skip
-    return answers[0], timeline
+    return answer, timeline
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,7 +136,9 @@ def prepare_video(processor, path, *, utterances=None, face: str | int | None = 
     from microemo.processing.video_io import MediaError, decode_video
 
     if face is None:
-        return processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
+        sample = processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
+        sample.notes.append(utterance_origin(processor, utterances))
+        return sample
     decoded = decode_video(str(path), num_frames or processor.num_frames)
     waveform, notes = None, []
     if decoded.has_audio:
@@ -142,7 +150,19 @@ def prepare_video(processor, path, *, utterances=None, face: str | int | None = 
         waveform = None
     sample = prepare_piece(processor, decoded, waveform, face, str(path), utterances=utterances)
     sample.notes[:0] = notes
+    sample.notes.append(utterance_origin(processor, utterances))
     return sample
+
+
+def utterance_origin(processor, utterances) -> str:
+    """The note that says where a sample's utterance spans and their words came from."""
+    if utterances is not None:
+        return f"utterances and text: {utterances if isinstance(utterances, (str, os.PathLike)) else 'given'}"
+    if processor.utterance_source == "asr":
+        return f"utterances and text: ASR {processor.asr_model}"
+    if processor.utterance_source == "none":
+        return "utterances: none (utterance_source='none')"
+    return f"utterances: voice activity ({processor.utterance_source}), no text (give subtitles or --asr-model)"
 
 
 def face_fields(sample) -> dict:

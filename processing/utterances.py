@@ -455,8 +455,6 @@ def transcribe(waveform: np.ndarray, model: str, sampling_rate: int = 16_000, de
     The model is loaded from ``model`` (a Hub id or a local folder) the first time; nothing is
     downloaded unless the user names a Hub id.
     """
-    from transformers import pipeline
+    from .asr import transcribe as run_asr  # checks that the model is an ASR model; one pipeline per process
 
-    asr = pipeline("automatic-speech-recognition", model=model, device=device)
-    output = asr({"raw": np.asarray(waveform, dtype=np.float32), "sampling_rate": sampling_rate}, return_timestamps=True)
-    return spans_from_asr_output(output, duration=len(waveform) / sampling_rate)
+    return run_asr(waveform, model, sampling_rate, device)

@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="prepare in this many shards (one per machine): with --shard-index, prepare one; "
                         "without, combine them all into --output (see training/data_shards.py)")  # fmt: skip
     parser.add_argument("--shard-index", type=int, default=None, help="the shard this run prepares, 0 .. --num-shards - 1")
+    parser.add_argument("--asr-model", help="utterances and their words (the rows' subtitles) from this "
+                        "speech-recognition model where a row has no subtitle (e.g. openai/whisper-small)")
     parser.set_defaults(func=run)
 
 
@@ -78,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError("prepare-data jsonl needs the JSONL file")
             rows = jsonl_rows(args.jsonl)
         processor = MicroEmoProcessor.from_pretrained(args.processor)
+        if args.asr_model:
+            from microemo.processing.asr import asr_kind
+
+            asr_kind(args.asr_model)  # refuses a checkpoint that is not a speech-recognition model
+            processor.utterance_source, processor.asr_model = "asr", args.asr_model
         if args.num_shards is not None or args.shard_index is not None or in_launched_run():
             result = _sharded(args, rows, processor)
             if result is None:  # one shard prepared; the combining step comes later or on the main process
