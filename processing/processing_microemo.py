@@ -41,6 +41,7 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
+from .overlap import run_concurrently
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
@@ -138,6 +139,9 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
     """
 
     call_keywords = PER_SAMPLE_KWARGS + CALL_KWARGS  # what __call__ takes, and apply_chat_template passes on
+    # prepare_sample runs the face clues and the sound chain at the same time (processing/overlap.py); False runs
+    # them one after the other, with the same results (for measurements and debugging; not saved).
+    overlap_stages = True
 
     def __init__(
         self,
@@ -347,16 +351,28 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             video_metadata=video_metadata, input_data_format=input_data_format,
         )  # fmt: skip
         source = decoded.path or "video"
-        notes: list[str] = []
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
-        faces = self.face_clue_stage()(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
+        face_stage = self.face_clue_stage()
+
+        def sound_chain() -> tuple:
+            sound_notes: list[str] = []
+            waveform = load_sample_audio(
+                audio, decoded, sampling_rate=sampling_rate, audio_stream=self.audio_stream, notes=sound_notes,
+                source=source,
+            )  # fmt: skip
+            spans, utterance_frame_mask = self.utterance_stage()(decoded, utterances, waveform, sound_notes, source)
+            return waveform, spans, utterance_frame_mask, sound_notes
+
+        # The face mesh runs in its worker process (a thread waits for it) while the sound chain runs here.
+        faces, (waveform, spans, utterance_frame_mask, sound_notes) = run_concurrently(
+            lambda: face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source),
+            sound_chain, overlap=self.overlap_stages,
+        )  # fmt: skip
+        notes: list[str] = []
         if not faces.face_found.any():
             notes.append("no face found: the local clue path is off for every frame")
             logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
-        waveform = load_sample_audio(
-            audio, decoded, sampling_rate=sampling_rate, audio_stream=self.audio_stream, notes=notes, source=source
-        )
-        spans, utterance_frame_mask = self.utterance_stage()(decoded, utterances, waveform, notes, source)
+        notes += sound_notes
         return PreparedSample(
             video=decoded,
             landmarks=faces.landmarks,

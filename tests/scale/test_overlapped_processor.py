@@ -1,0 +1,74 @@
+"""prepare_sample runs the face clues and the sound chain at the same time: the results are those of running them in
+order, for every kind of sample."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from microemo.presets import tiny_random_config
+from microemo.processing import processing_microemo
+from microemo.processing.processing_microemo import MicroEmoProcessor
+from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+from microemo.processing.video_io import MediaError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(scope="module")
+def processor() -> MicroEmoProcessor:
+    return MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
+
+
+def assert_same(first, second) -> None:
+    for field in dataclasses.fields(first):
+        a, b = getattr(first, field.name), getattr(second, field.name)
+        if field.name == "video":
+            np.testing.assert_array_equal(a.frames, b.frames)
+            np.testing.assert_array_equal(a.timestamps, b.timestamps)
+        elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            np.testing.assert_array_equal(a, b)  # NaN rows of landmarks compare equal
+        else:
+            assert a == b, field.name
+
+
+@pytest.mark.parametrize("name, options", [
+    ("face_speech.mp4", {}),  # face mesh + audio + voice activity
+    ("face_speech.mp4", {"utterances": str(ASSETS / "face_speech.srt")}),  # subtitles instead of voice activity
+    ("noface_speech.mp4", {}),  # no face: a note from each chain
+    ("face_rotated_vfr_silent.mp4", {}),  # no audio stream
+])  # fmt: skip
+def test_overlapped_and_in_order_preparation_give_the_same_sample(processor, monkeypatch, name, options):
+    overlapped = processor.prepare_sample(str(ASSETS / name), **options)
+    monkeypatch.setattr(processor, "overlap_stages", False)
+    in_order = processor.prepare_sample(str(ASSETS / name), **options)
+    assert_same(overlapped, in_order)
+    if name == "noface_speech.mp4":  # the face chain's note first, then the sound chain's, as in order
+        assert overlapped.notes[0].startswith("no face found") and len(overlapped.notes) > 1
+
+
+def test_the_chains_do_overlap(processor, monkeypatch):
+    calls = []
+    monkeypatch.setattr(processing_microemo, "run_concurrently",
+                        lambda first, second, overlap: calls.append(overlap) or (first(), second()))  # fmt: skip
+    processor.prepare_sample(str(ASSETS / "noface_speech.mp4"))
+    assert calls == [True]
+
+
+def test_a_failing_sound_chain_raises_as_without_overlap(processor, tmp_path):
+    with pytest.raises((ValueError, MediaError)) as overlapped:
+        processor.prepare_sample(str(ASSETS / "face_speech.mp4"), utterances=[(20.0, 30.0)])  # wholly after the video
+    processor_in_order = MicroEmoProcessor.from_model_config(
+        tiny_random_config(), build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
+    processor_in_order.overlap_stages = False
+    with pytest.raises(type(overlapped.value)) as in_order:
+        processor_in_order.prepare_sample(str(ASSETS / "face_speech.mp4"), utterances=[(20.0, 30.0)])
+    assert str(overlapped.value) == str(in_order.value)
+
+
+def test_the_saved_processor_ships_the_overlap_file(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "processing_microemo.py").is_file() and (tmp_path / "overlap.py").is_file()
