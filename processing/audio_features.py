@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .audio_io import SAMPLING_RATE, cut_clips, load_audio_stream
+from .audio_io import SAMPLING_RATE, cut_clips, load_audio_stream, resample
 from .runtime import get_logger
 from .video_io import DecodedVideo, MediaError, NoAudioStreamError
 
@@ -59,19 +59,6 @@ def as_mono_waveform(audio, source: str, notes: list[str] | None = None) -> np.n
     return waveform
 
 
-def _resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    try:
-        from scipy.signal import resample_poly
-    except ImportError as error:  # inside try: transformers' remote-code import check skips it
-        raise ImportError(
-            f"a waveform at {source_rate} Hz must be resampled to {target_rate} Hz, which needs scipy: pip install "
-            f"scipy (or pass audio at {target_rate} Hz)"
-        ) from error
-
-    divisor = np.gcd(int(source_rate), int(target_rate))
-    return resample_poly(waveform, target_rate // divisor, source_rate // divisor).astype(np.float32)
-
-
 def load_sample_audio(
     audio: str | os.PathLike | np.ndarray | None,
     video: DecodedVideo,
@@ -94,7 +81,7 @@ def load_sample_audio(
         if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
             raise ValueError(f"sampling_rate must be a whole number of Hz > 0, got {sampling_rate!r}")
         if sampling_rate != SAMPLING_RATE:
-            waveform = _resample(waveform, sampling_rate, SAMPLING_RATE)
+            waveform = resample(waveform, sampling_rate, SAMPLING_RATE)
     elif video.path is not None and video.has_audio:
         try:
             waveform, described = load_audio_stream(video.path, SAMPLING_RATE, stream=audio_stream)

