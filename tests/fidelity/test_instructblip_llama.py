@@ -17,7 +17,7 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-from microemo.processing.processing_microemo import TIMESTAMP_TEMPLATE
+from microemo.processing.batching import TIMESTAMP_TEMPLATE
 from microemo.processing.tiny_tokenizers import build_tiny_qformer_tokenizer
 from microemo.training.convert_checkpoints import assemble_model
 
