@@ -25,6 +25,8 @@ MODEL = "modeling_microemo/modeling_microemo.py"
 AUDIO = "modeling_microemo/imagebind_audio.py"
 CONVERT = "training/convert_checkpoints.py"
 PROCESSOR = "processing/processing_microemo.py"
+PROMPT = "processing/prompt_tokens.py"
+FEATURES = "processing/audio_features.py"
 FIDELITY = "tests/fidelity"
 
 
@@ -110,13 +112,13 @@ MUTATIONS = [
              "        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm_2(hidden_states)))\n"
              "        return hidden_states + self.drop_path(self.attention(self.norm_1(hidden_states)))",
              (f"{FIDELITY}/test_imagebind_audio.py",)),
-    Mutation("features: fbank normalised with std 9.138 in AST's (x - mean) / (2 std)", PROCESSOR,
+    Mutation("features: fbank normalised with std 9.138 in AST's (x - mean) / (2 std)", FEATURES,
              "mean=-4.268, std=4.569", "mean=-4.268, std=9.138",
              (f"{FIDELITY}/test_imagebind_audio.py",)),
-    Mutation("processor: the prompt is labelled too", PROCESSOR,
+    Mutation("processor: the prompt is labelled too", PROMPT,
              "labels += piece_ids if is_answer else [-100] * len(piece_ids)", "labels += piece_ids",
              (f"{FIDELITY}/test_llama_tokenization.py",)),
-    Mutation("processor: <s> before every piece", PROCESSOR,
+    Mutation("processor: <s> before every piece", PROMPT,
              "add_special_tokens=add_special_tokens and number == 0", "add_special_tokens=add_special_tokens",
              (f"{FIDELITY}/test_llama_tokenization.py",)),
     Mutation("template: a space after [/INST] in the prompt", PROCESSOR,
@@ -125,15 +127,11 @@ MUTATIONS = [
     Mutation("template: no </s> after an answer", PROCESSOR,
              "{{ ' ' + eos_token }}", "{{ ' ' }}",
              (f"{FIDELITY}/test_llama_tokenization.py",)),
-    Mutation("processor: audio tokens before the video tokens (expand_placeholders)", PROCESSOR,
-             "return prompt.replace(video, video_tokens + audio_tokens)",
-             "return prompt.replace(video, audio_tokens + video_tokens)",
+    Mutation("processor: audio tokens before the video tokens (placeholder expansion)", PROMPT,
+             "return text.replace(self.video_token, video_tokens + audio_tokens)",
+             "return text.replace(self.video_token, audio_tokens + video_tokens)",
              ("tests/processing/test_processor.py::test_a_video_with_sound_brings_its_audio_tokens_right_after_the_video_tokens",
               f"{FIDELITY}/test_llama_tokenization.py")),
-    Mutation("processor: audio tokens before the video tokens (_expand_piece)", PROCESSOR,
-             "return piece.replace(self.video_token, video_tokens + audio_tokens)",
-             "return piece.replace(self.video_token, audio_tokens + video_tokens)",
-             ("tests/processing/test_processor.py::test_a_video_with_sound_brings_its_audio_tokens_right_after_the_video_tokens",)),
     Mutation("optimizer: the fusion gate decays", "training/trainer.py",
              'NO_DECAY_NAMES = ("fusion_gate",)', "NO_DECAY_NAMES = ()",
              ("tests/training/test_paper_setup.py",), mechanism=False),
@@ -189,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{results[-1]['status']:>9}  {mutation.name}", flush=True)
     print(f"\n{sum(r['status'] == 'killed' for r in results)} of {len(results)} killed")
     if args.only is not None and args.output.is_file():  # --only: update those entries of the recorded run
-        recorded = {r["name"]: r for r in json.loads(args.output.read_text())["mutations"]}
-        recorded |= {r["name"]: r for r in results}
         order = [m.name for m in MUTATIONS]
-        results = sorted(recorded.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+        recorded = {r["name"]: r for r in json.loads(args.output.read_text())["mutations"] if r["name"] in order}
+        recorded |= {r["name"]: r for r in results}  # (mutations no longer in the list are dropped)
+        results = sorted(recorded.values(), key=lambda r: order.index(r["name"]))
     killed = sum(r["status"] == "killed" for r in results)
     args.output.write_text(json.dumps({"killed": killed, "total": len(results), "mutations": results}, indent=2) + "\n")
     return 0

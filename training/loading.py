@@ -73,7 +73,8 @@ def load_model_and_processor(
         upcast_trained_modules(model)
     source = processor_name_or_path or model_name_or_path
     try:
-        processor = MicroEmoProcessor.from_pretrained(source)
+        # The folder was written by save_pretrained, which registers the video processor as remote code.
+        processor = MicroEmoProcessor.from_pretrained(source, trust_remote_code=True)
     except (OSError, ValueError) as error:
         raise ValueError(
             f"{source}: no MicroEmo processor could be loaded ({error}); save one next to the model "

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from microemo.processing.audio_features import default_feature_extractor
 from microemo.processing.audio_io import cut_clips, load_audio
-from microemo.processing.processing_microemo import default_feature_extractor
 from microemo.training.convert_checkpoints import assemble_model
 
 from .conftest import ASSETS, import_imagebind_model
