@@ -124,6 +124,15 @@ def _max_input_length(text_config) -> tuple[int, str]:
     return limit, f"{limit}: {original} positions with {rope['rope_type']} RoPE scaling x{float(rope['factor']):g}"
 
 
+def _encoder_kwargs(method: str, kwargs: dict) -> dict:
+    """The keywords a feature getter hands its encoder; any other keyword is refused, never swallowed."""
+    allowed = ("output_hidden_states", "output_attentions")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"MicroEmo.{method}: unexpected keyword argument(s) {unknown}; it takes {list(allowed)}.")
+    return {key: kwargs[key] for key in allowed if key in kwargs}
+
+
 class MicroEmoQueryTokens(nn.Module):
     """Learned query tokens of a Q-Former, as a module (not a bare parameter) so that PEFT's `modules_to_save`
     and other name-based tools can select them."""
@@ -595,7 +604,7 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
             return None if tensor is None else tensor.to(device)[real[:, 0], real[:, 1]]
 
         frames = pixel_values[real[:, 0], real[:, 1]]
-        encoder_kwargs = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
+        encoder_kwargs = _encoder_kwargs("get_video_features", kwargs)
         vision_outputs = self.vision_model(pixel_values=frames, return_dict=True, **encoder_kwargs)
         frame_tokens = self.get_frame_features(
             frames,
@@ -670,11 +679,11 @@ class MicroEmoModel(MicroEmoPreTrainedModel):
         has_audio = audio_clip_mask.any(dim=1)
         text_hidden = self.config.text_config.hidden_size
         clip_states = audio_values.new_zeros(batch_size, num_clips, self.config.audio_output_size)
+        encoder_kwargs = _encoder_kwargs("get_audio_features", kwargs)
         if not has_audio.any():
             empty = tuple(audio_values.new_zeros(0, text_hidden) for _ in range(batch_size))
             return BaseModelOutputWithPooling(last_hidden_state=clip_states, pooler_output=empty)
 
-        encoder_kwargs = {key: kwargs[key] for key in ("output_hidden_states", "output_attentions") if key in kwargs}
         encoder_output = self.audio_encoder(
             audio_values[audio_clip_mask].to(self.audio_encoder.dtype), return_dict=True, **encoder_kwargs
         )

@@ -142,6 +142,13 @@ def test_feature_getters_honour_return_dict_and_output_hidden_states(model, batc
     torch.testing.assert_close(torch.cat(with_states.pooler_output), torch.cat(plain.pooler_output))
 
 
+def test_feature_getters_refuse_unknown_keywords(model, batch):
+    with pytest.raises(TypeError, match=r"get_video_features: unexpected keyword argument\(s\) \['fps'\]"):
+        model.get_video_features(batch["pixel_values"], fps=2)
+    with pytest.raises(TypeError, match=r"get_audio_features: unexpected keyword argument\(s\) \['sampling_rate'\]"):
+        model.get_audio_features(batch["audio_values"], sampling_rate=16000)
+
+
 # ---------------------------------------------------------------- 5. inputs_embeds without input_ids
 def test_inputs_embeds_alone_find_their_placeholders(model, batch):
     embeds = model.get_input_embeddings()(batch["input_ids"])
