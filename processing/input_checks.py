@@ -20,7 +20,7 @@ _VIDEO_EXPECTED = "a file path, a DecodedVideo, or frames [T, H, W, 3] (uint8 RG
 def check_video_source(video: object, source: str) -> None:
     """Refuse what cannot be a video before it reaches a decoder that would complain about something else."""
     if video is None:
-        raise ValueError(f"{source}: the video is None; expected {_VIDEO_EXPECTED}")
+        raise ValueError(f"{source}: a video is None; expected {_VIDEO_EXPECTED}")
     if isinstance(video, (str, os.PathLike)):
         if isinstance(video, str) and not video.strip():
             raise ValueError(f"{source}: the video path is an empty string; expected {_VIDEO_EXPECTED}")

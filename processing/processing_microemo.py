@@ -41,6 +41,7 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
+from .input_checks import check_placeholder_tokens
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
@@ -166,10 +167,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
                 )
         video_processor = MicroEmoVideoProcessor() if video_processor is None else video_processor
         feature_extractor = default_feature_extractor() if feature_extractor is None else feature_extractor
-        for name in ("video_token", "audio_token"):
-            token = getattr(tokenizer, name, None) or f"<{name.split('_')[0]}>"
-            if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-                raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
+        check_placeholder_tokens(tokenizer, chat_template or CHAT_TEMPLATE, {"video_token": "<video>", "audio_token": "<audio>"})
         if audio_feature_layout not in ("imagebind", "native"):
             raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
         if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
@@ -337,7 +335,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             video_metadata=video_metadata, input_data_format=input_data_format,
         )  # fmt: skip
         source = decoded.path or "video"
-        notes: list[str] = []
+        notes: list[str] = list(decoded.notes)  # what decoding could not do (frames that stop early, conversions)
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
         faces = self.face_clue_stage()(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
         if not faces.face_found.any():
@@ -450,7 +448,8 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         t_max = data["frame_mask"].shape[1]
         data.update(frame_arrays(samples, t_max, self.num_patches, self.qformer_tokenizer, self.qformer_max_length))
         # Audio: the caller's waveform, or the video's sound unless use_audio_in_video=False.
-        notes = [list(sample.notes) for sample in samples]
+        # The prompts' own notes (markup removed from data text) join the samples' notes.
+        notes = [list(sample.notes) + list(getattr(prompt, "notes", ())) for sample, prompt in zip(samples, text, strict=True)]
         uses_audio = [s.waveform is not None and (s.audio_is_given or use_audio_in_video) for s in samples]
         for b, sample in enumerate(samples):
             if sample.waveform is not None and not uses_audio[b]:
