@@ -2,7 +2,7 @@
 
 Each check names the input and says what was expected: a video given as a number, frames with a batch axis in a
 single video's place, landmarks in pixels where face-mesh coordinates (0-1 of the frame) are expected, a
-conversation's content given as a dict. Hub-shipped with the processor: numpy only.
+renamed placeholder token. Hub-shipped with the processor: numpy only.
 """
 
 from __future__ import annotations
@@ -59,19 +59,6 @@ def check_landmarks(landmarks: np.ndarray, num_frames: int, source: str) -> np.n
             "as fractions of the frame width and height (0-1). Pixels? Divide x by the width and y by the height"
         )
     return points
-
-
-def check_content(content: object, source: str) -> None:
-    """A message's content is a string or a list of parts (dicts with a 'type')."""
-    if isinstance(content, str):
-        return
-    if isinstance(content, dict):
-        raise ValueError(
-            f"{source}: 'content' is a dict; expected a string or a list of parts, e.g. "
-            "[{'type': 'video', 'path': ...}, {'type': 'text', 'text': ...}] (put the dict in a list)"
-        )
-    if not isinstance(content, (list, tuple)):
-        raise ValueError(f"{source}: 'content' is {type(content).__name__} {content!r:.60}; expected a string or a list of parts")
 
 
 def check_placeholder_tokens(tokenizer, chat_template: str | None, defaults: dict[str, str]) -> None:
