@@ -25,7 +25,9 @@ def check_video_source(video: object, source: str) -> None:
         if isinstance(video, str) and not video.strip():
             raise ValueError(f"{source}: the video path is an empty string; expected {_VIDEO_EXPECTED}")
         return
-    if isinstance(video, (bool, int, float, complex, bytes, dict, set)) or np.ndim(video) == 0:
+    if isinstance(video, (bool, int, float, complex, bytes, dict, set, np.generic)) or (
+        isinstance(video, np.ndarray) and video.ndim == 0
+    ):
         raise TypeError(f"{source}: the video is {type(video).__name__} {video!r:.60}; expected {_VIDEO_EXPECTED}")
 
 
