@@ -117,10 +117,31 @@ class RenderedPrompt(str):
         return prompt
 
 
+def _plain(value) -> bool:
+    """Whether a value is plain data a template can print (not frames, waveforms or a DecodedVideo)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _part_view(part: Mapping) -> dict:
+    # OpenAI-style URL blocks read as transformers reads them: {"type": "image", "url": ...}.
+    for kind in ("image", "video"):
+        if part.get("type") == f"{kind}_url" and isinstance(part.get(f"{kind}_url"), Mapping):
+            part = {**{k: v for k, v in part.items() if k != f"{kind}_url"}, "type": kind, "url": part[f"{kind}_url"].get("url")}
+    return {key: value for key, value in part.items()
+            if value is not None and key != "removed_markup" and _plain(value)}  # fmt: skip
+
+
 def template_view(
     conversation: Sequence[dict], source: str, pattern=None, notes: list[str] | None = None
 ) -> list[dict]:
-    """What the chat template sees: roles, texts and part types (no media, which the template never prints).
+    """What the chat template sees: the messages with their plain fields (roles, texts, paths, tool calls, ...),
+    without media arrays (a template prints no frames) and without fields that are None (undefined to Jinja).
 
     This is where every text from data meets the template (subtitles, transcripts, questions, answers, system
     text), so it is neutralised here, once (``text_safety.py``: ``pattern`` is what is removed); what was removed
@@ -147,13 +168,14 @@ def template_view(
             for part in content:
                 if "type" not in part:
                     raise ValueError(f"{where}: a content part needs a 'type', got {part!r:.80}")
-                kept = {key: part[key] for key in ("type", "text") if key in part}
+                kept = _part_view(part)
                 removed.extend(part.get("removed_markup") or ())  # neutralised where the EMER text was composed
                 if part["type"] == "text":
                     kept["text"] = clean(part.get("text"), f"{where}, text part")
                 parts.append(kept)
             content = parts
-        view.append({"role": role, "content": content})
+        fields = {key: value for key, value in message.items() if key != "content" and value is not None and _plain(value)}
+        view.append({**fields, "role": role, "content": content})
     if removed:
         note = describe_removed(source, removed)
         logger.warning("%s", note)
@@ -283,6 +305,20 @@ def reserved_tokens_of(tokenizer) -> list[str]:
     return sorted(tokens)
 
 
+def _call_inputs(conversations: Sequence[Sequence[dict]], prompts: list[str], options: dict, is_batched: bool) -> dict:
+    """The processor call's inputs for rendered conversations: prompts, videos, audio and the video parts' extras
+    (per sample, or plain values for one conversation), with the caller's ``options``."""
+    videos, audio, extras = media_from_conversations(conversations)
+    for key, values in extras.items():
+        if key in options:
+            raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
+        options[key] = values if is_batched else values[0]
+    if audio is not None and not is_batched:
+        audio = audio[0]
+    text, videos = (prompts, videos) if is_batched else (prompts[0], videos[0])
+    return {"text": text, "videos": videos, "audio": audio, **options}
+
+
 class ChatTemplateMixin:
     """The chat side of ``MicroEmoProcessor``: the EMER conversation, rendering, and ``apply_chat_template``.
 
@@ -386,22 +422,9 @@ class ChatTemplateMixin:
         if not tokenize:
             return prompts if is_batched else prompts[0]
 
-        videos, audio, extras = media_from_conversations(conversations)
-        for key, values in extras.items():
-            if key in options:
-                raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
-            options[key] = values if is_batched else values[0]
         if return_tensors != "auto":
             options["return_tensors"] = return_tensors
-        if audio is not None and not is_batched:
-            audio = audio[0]
-        out = self._process(
-            text=prompts if is_batched else prompts[0],
-            videos=videos if is_batched else videos[0],
-            audio=audio,
-            answer_spans=answer_spans,
-            **options,
-        )
+        out = self._process(**_call_inputs(conversations, prompts, options, is_batched), answer_spans=answer_spans)
         if return_assistant_tokens_mask:
             labels = out.get("labels")
             out["assistant_masks"] = (labels != -100) if labels is not None else out["attention_mask"] * 0
