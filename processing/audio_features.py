@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .audio_io import SAMPLING_RATE, cut_clips, load_audio_stream, resample
+from .audio_io import SAMPLING_RATE, cut_clips, load_audio_for_video, load_audio_stream, resample
 from .runtime import get_logger
 from .video_io import DecodedVideo, MediaError, NoAudioStreamError
 
@@ -84,7 +84,9 @@ def load_sample_audio(
             waveform = resample(waveform, sampling_rate, SAMPLING_RATE)
     elif video.path is not None and video.has_audio:
         try:
-            waveform, described = load_audio_stream(video.path, SAMPLING_RATE, stream=audio_stream)
+            # Only the video's span: sound past its end is never decoded (a 1 s clip may carry an hour of audio).
+            waveform, described, cut = load_audio_for_video(video.path, video.duration, SAMPLING_RATE, stream=audio_stream)
+            notes.extend(cut)
             if "of 1 " not in described:  # several audio tracks: say which one was heard
                 notes.append(f"audio: {described}; choose another with the processor's audio_stream")
         except (NoAudioStreamError, MediaError) as error:

@@ -21,6 +21,9 @@ from .video_io import MediaError, NoAudioStreamError, _import_av, open_container
 
 SAMPLING_RATE = 16_000
 CLIP_SECONDS = 2.0
+# Sound a little past a video's last frame is normal (encoder priming and padding) and kept as it always was;
+# only sound running further than this past the video's end is cut, with a note.
+AUDIO_OVERRUN_SECONDS = 0.5
 
 
 def load_audio(
@@ -84,13 +87,17 @@ def load_audio_stream(
 def load_audio_for_video(
     path: str | os.PathLike, video_duration: float, sampling_rate: int = SAMPLING_RATE, *, stream: int | None = None
 ) -> tuple[np.ndarray, str, list[str]]:
-    """The sound of a video over the video's span only: decoding stops at the video's end, so a 1 s clip with an
-    hour of audio decodes one second. Returns the waveform, which stream it was, and a note when sound was cut."""
+    """The sound of a video over the video's span only: decoding stops shortly after the video's end, so a 1 s clip
+    with an hour of audio decodes about one second. Sound running more than ``AUDIO_OVERRUN_SECONDS`` past the end
+    is cut at the end, with a note; a shorter overrun is kept (as every encoder leaves one).
+    Returns the waveform, which stream it was, and the notes."""
     if not video_duration > 0:
         raise ValueError(f"{path}: video_duration must be > 0 s, got {video_duration!r}")
-    waveform, described, cut = _decode_audio(path, sampling_rate, None, stream, float(video_duration))
+    until = float(video_duration) + AUDIO_OVERRUN_SECONDS
+    waveform, described, cut = _decode_audio(path, sampling_rate, None, stream, until)
     notes = []
     if cut:
+        waveform = waveform[: int(round(video_duration * sampling_rate))]
         notes.append(
             f"audio: the sound runs past the end of the video; only its first {video_duration:.2f} s (the video's "
             "span, which the frames cover) were used"

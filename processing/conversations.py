@@ -12,7 +12,18 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
+from .input_checks import check_video_frames, check_video_source
+from .runtime import get_logger
+from .text_safety import (
+    check_role,
+    describe_removed,
+    neutralize_message_text,
+    neutralize_text,
+    reserved_pattern,
+)
 from .utterance_spans import subtitle_of
+
+logger = get_logger("processing.conversations")
 
 DEFAULT_QUESTION = "From what clues can we infer the person's emotional state? Describe the clues, then the emotions."
 
@@ -27,9 +38,14 @@ def make_emer_conversation(
     question: str | None = None,
     answer: str | None = None,
     utterances: str | os.PathLike | Sequence | None = None,
+    reserved_tokens: Sequence[str] = (),
 ) -> list[dict]:
     """The EMER prompt as a conversation: the video, the subtitle and the question in one user turn; with
-    ``answer``, an assistant turn (see ``MicroEmoProcessor.emer_conversation``)."""
+    ``answer``, an assistant turn (see ``MicroEmoProcessor.emer_conversation``).
+
+    The subtitle and the question are neutralised before they are put around the ``<Subtitle>`` wrapper (a
+    question holding ``</Subtitle>`` could otherwise not be told from the subtitle's end); what was removed rides
+    on the text part (``removed_markup``) so that the template view notes it with everything else."""
     part: dict = {"type": "video"}
     if isinstance(video, (str, os.PathLike)):
         part["path"] = str(video)
@@ -39,8 +55,19 @@ def make_emer_conversation(
         part["utterances"] = utterances
         if subtitle is None:
             subtitle = subtitle_of(utterances)
+    pattern = reserved_pattern(reserved_tokens)
+    removed: list[str] = []
+    if subtitle:
+        subtitle, found = neutralize_text(subtitle, pattern=pattern)
+        removed += found
+    if question:
+        question, found = neutralize_text(question, pattern=pattern)
+        removed += found
     text = f"The subtitle of this video is <Subtitle>{subtitle}</Subtitle>. " if subtitle else ""
-    conversation = [{"role": "user", "content": [part, {"type": "text", "text": text + (question or DEFAULT_QUESTION)}]}]
+    text_part = {"type": "text", "text": text + (question or DEFAULT_QUESTION)}
+    if removed:
+        text_part["removed_markup"] = removed
+    conversation = [{"role": "user", "content": [part, text_part]}]
     if answer is not None:
         conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return conversation
@@ -78,6 +105,18 @@ def normalize_conversation(conversation: Sequence, source: str) -> list[dict]:
     return messages
 
 
+class RenderedPrompt(str):
+    """A rendered prompt that also carries the notes of its rendering (markup removed from data text), so that
+    they reach the sample's ``notes`` through any caller that passes the prompt on to ``collate``."""
+
+    notes: tuple[str, ...] = ()
+
+    def __new__(cls, text: str, notes: Sequence[str] = ()) -> RenderedPrompt:
+        prompt = super().__new__(cls, text)
+        prompt.notes = tuple(notes)
+        return prompt
+
+
 def _plain(value) -> bool:
     """Whether a value is plain data a template can print (not frames, waveforms or a DecodedVideo)."""
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -94,22 +133,54 @@ def _part_view(part: Mapping) -> dict:
     for kind in ("image", "video"):
         if part.get("type") == f"{kind}_url" and isinstance(part.get(f"{kind}_url"), Mapping):
             part = {**{k: v for k, v in part.items() if k != f"{kind}_url"}, "type": kind, "url": part[f"{kind}_url"].get("url")}
-    return {key: value for key, value in part.items() if value is not None and _plain(value)}
+    return {key: value for key, value in part.items()
+            if value is not None and key != "removed_markup" and _plain(value)}  # fmt: skip
 
 
-def template_view(conversation: Sequence[dict], source: str) -> list[dict]:
+def template_view(
+    conversation: Sequence[dict], source: str, pattern=None, notes: list[str] | None = None
+) -> list[dict]:
     """What the chat template sees: the messages with their plain fields (roles, texts, paths, tool calls, ...),
-    without media arrays (a template prints no frames) and without fields that are None (undefined to Jinja)."""
-    view = []
+    without media arrays (a template prints no frames) and without fields that are None (undefined to Jinja).
+
+    This is where every text from data meets the template (subtitles, transcripts, questions, answers, system
+    text), so it is neutralised here, once (``text_safety.py``: ``pattern`` is what is removed); what was removed
+    goes to ``notes``. A role the template does not know is refused.
+    """
+    pattern = pattern if pattern is not None else reserved_pattern()
+    view, removed = [], []
+
+    def clean(text, where: str) -> str:
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: text must be a string, got {type(text).__name__} {text!r:.60}")
+        text, found = neutralize_message_text(text, pattern=pattern)
+        removed.extend(found)
+        return text
+
     for number, message in enumerate(conversation):
+        where = f"{source}, message {number}"
+        role = check_role(message["role"], where)
         content = message["content"]
-        if not isinstance(content, str):
+        if isinstance(content, str):
+            content = clean(content, where)
+        else:
+            parts = []
             for part in content:
                 if "type" not in part:
-                    raise ValueError(f"{source}, message {number}: a content part needs a 'type', got {part!r:.80}")
-            content = [_part_view(part) for part in content]
+                    raise ValueError(f"{where}: a content part needs a 'type', got {part!r:.80}")
+                kept = _part_view(part)
+                removed.extend(part.get("removed_markup") or ())  # neutralised where the EMER text was composed
+                if part["type"] == "text":
+                    kept["text"] = clean(part.get("text"), f"{where}, text part")
+                parts.append(kept)
+            content = parts
         fields = {key: value for key, value in message.items() if key != "content" and value is not None and _plain(value)}
-        view.append({**fields, "content": content})
+        view.append({**fields, "role": role, "content": content})
+    if removed:
+        note = describe_removed(source, removed)
+        logger.warning("%s", note)
+        if notes is not None:
+            notes.append(note)
     return view
 
 
@@ -128,9 +199,13 @@ def media_from_conversations(conversations: Sequence[Sequence[dict]]) -> tuple[l
         sources = [part[key] for key in ("path", "video", "url") if part.get(key) is not None]
         if len(sources) != 1:
             raise ValueError(
-                f"conversation {index}: the video part needs its video under one key, 'path' (a file) or 'video' "
-                f"(frames [T, H, W, 3] or a DecodedVideo); found keys {sorted(part)}"
+                f"conversation {index}: {'no video given' if not sources else 'several videos given'}: the video part "
+                "needs its video under one key, 'path' (a file) or 'video' (frames [T, H, W, 3] or a DecodedVideo); "
+                f"found keys {sorted(part)}"
             )
+        check_video_source(sources[0], f"conversation {index}")
+        if not isinstance(sources[0], (str, os.PathLike)) and hasattr(sources[0], "shape"):
+            check_video_frames(sources[0], f"conversation {index}")
         if isinstance(sources[0], str) and sources[0].startswith(("http://", "https://")):
             raise ValueError(f"conversation {index}: {sources[0]} is a URL; download the video and give its path")
         videos.append(sources[0])
@@ -151,33 +226,44 @@ def render_with_template(
     add_generation_prompt: bool = True,
     continue_final_message: bool = False,
     need_labels: bool = True,
+    reserved_tokens: Sequence[str] = (),
     **template_kwargs,
 ) -> tuple[list[str], list[list[tuple[int, int]]]]:
     """Prompts rendered with ``template`` and, per prompt, the character spans of its assistant answers (the
     template's ``{% generation %}`` blocks). A conversation that ends with an assistant turn gets no generation
-    prompt; with ``need_labels``, a template that marks no answer in it is refused (labels would be empty)."""
+    prompt; with ``need_labels``, a template that marks no answer in it is refused (labels would be empty).
+
+    Text of the messages is neutralised first (:func:`template_view`; ``reserved_tokens`` are the tokenizer's
+    special tokens and placeholders); each prompt is a :class:`RenderedPrompt` carrying the notes of that."""
+    from jinja2.exceptions import TemplateError
     from transformers.utils.chat_template_utils import render_jinja_template
 
+    pattern = reserved_pattern(reserved_tokens)
     prompts, answer_spans = [], []
     for index, conversation in enumerate(conversations):
-        view = template_view(normalize_conversation(conversation, f"conversation {index}"), f"conversation {index}")
+        notes: list[str] = []
+        source = f"conversation {index}"
+        view = template_view(normalize_conversation(conversation, source), source, pattern, notes)
         has_answers = any(message["role"] == "assistant" for message in view) and not continue_final_message
         ends_with_answer = bool(view) and view[-1]["role"] == "assistant" and not continue_final_message
-        rendered, indices = render_jinja_template(
-            conversations=[view],
-            chat_template=template,
-            return_assistant_tokens_mask=has_answers,
-            continue_final_message=continue_final_message,
-            add_generation_prompt=add_generation_prompt and not ends_with_answer,
-            **template_kwargs,
-        )
+        try:
+            rendered, indices = render_jinja_template(
+                conversations=[view],
+                chat_template=template,
+                return_assistant_tokens_mask=has_answers,
+                continue_final_message=continue_final_message,
+                add_generation_prompt=add_generation_prompt and not ends_with_answer,
+                **template_kwargs,
+            )
+        except TemplateError as error:  # e.g. a system turn whose content has no text part
+            raise ValueError(f"{source}: the chat template cannot render it ({error}); check its messages' content") from None
         spans = [tuple(span) for span in indices[0]] if has_answers else []
         if need_labels and ends_with_answer and not spans:
             raise ValueError(
                 f"conversation {index} ends with an assistant turn, but the chat template marks no answer: "
                 "put assistant content inside {% generation %} ... {% endgeneration %} to get labels"
             )
-        prompts.append(rendered[0])
+        prompts.append(RenderedPrompt(rendered[0], notes))
         answer_spans.append(spans)
     return prompts, answer_spans
 
@@ -208,6 +294,15 @@ def split_chat_kwargs(kwargs: dict, template: str, processor_names: Sequence[str
         )
     return options, template_kwargs
 
+
+
+def reserved_tokens_of(tokenizer) -> list[str]:
+    """Strings data text may not hold: the tokenizer's special and added tokens, and the placeholders."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", ()) or ())
+    tokens.update(str(token) for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values())
+    tokens.update(getattr(tokenizer, name, None) or default for name, default in
+                  (("video_token", "<video>"), ("audio_token", "<audio>")))  # fmt: skip
+    return sorted(tokens)
 
 
 def _call_inputs(conversations: Sequence[Sequence[dict]], prompts: list[str], options: dict, is_batched: bool) -> dict:
@@ -245,7 +340,8 @@ class ChatTemplateMixin:
 
         ``utterances`` (a subtitle file or spans) travel on the video part; their text is the default subtitle.
         """
-        return make_emer_conversation(video, subtitle=subtitle, question=question, answer=answer, utterances=utterances)
+        return make_emer_conversation(video, subtitle=subtitle, question=question, answer=answer, utterances=utterances,
+                                      reserved_tokens=reserved_tokens_of(self.tokenizer))  # fmt: skip
 
     def render_conversations(
         self,
@@ -270,6 +366,7 @@ class ChatTemplateMixin:
             add_generation_prompt=add_generation_prompt,
             continue_final_message=continue_final_message,
             need_labels=need_labels,
+            reserved_tokens=reserved_tokens_of(self.tokenizer),
             **{**self.tokenizer.special_tokens_map, **template_kwargs},
         )
 
@@ -335,6 +432,6 @@ class ChatTemplateMixin:
 
 
 __all__ = [
-    "DEFAULT_QUESTION", "VIDEO_PART_EXTRAS", "ChatTemplateMixin", "make_emer_conversation", "media_from_conversations",
+    "DEFAULT_QUESTION", "VIDEO_PART_EXTRAS", "ChatTemplateMixin", "RenderedPrompt", "make_emer_conversation", "media_from_conversations",
     "normalize_conversation", "render_with_template", "split_chat_kwargs",
 ]  # fmt: skip

@@ -15,6 +15,7 @@ import numpy as np
 
 from .face_mesh import detect_landmarks, shared_worker
 from .face_regions import rasterize_clue_masks
+from .input_checks import check_landmarks
 from .landmark_cache import CachedFaces, LandmarkCache
 from .video_io import DecodedVideo
 
@@ -67,9 +68,7 @@ class FaceClueStage:
             masks, face_found = self._given_masks(clue_masks, t, source)
             return FaceClues(None, face_found, masks)
         if landmarks is not None:
-            points = np.asarray(landmarks, dtype=np.float32)
-            if points.ndim != 3 or points.shape[0] != t:
-                raise ValueError(f"{source}: landmarks must be [T={t}, 478, 2 or 3], got {tuple(points.shape)}")
+            points = check_landmarks(landmarks, t, source)  # shape, and frame fractions rather than pixels
             face_found = np.isfinite(points[..., :2]).all(axis=(1, 2))
         else:
             points, face_found = self.detect(video, sampling)

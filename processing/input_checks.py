@@ -2,7 +2,7 @@
 
 Each check names the input and says what was expected: a video given as a number, frames with a batch axis in a
 single video's place, landmarks in pixels where face-mesh coordinates (0-1 of the frame) are expected, a
-conversation's content given as a dict. Hub-shipped with the processor: numpy only.
+renamed placeholder token. Hub-shipped with the processor: numpy only.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ _VIDEO_EXPECTED = "a file path, a DecodedVideo, or frames [T, H, W, 3] (uint8 RG
 def check_video_source(video: object, source: str) -> None:
     """Refuse what cannot be a video before it reaches a decoder that would complain about something else."""
     if video is None:
-        raise ValueError(f"{source}: the video is None; expected {_VIDEO_EXPECTED}")
+        raise ValueError(f"{source}: a video is None; expected {_VIDEO_EXPECTED}")
     if isinstance(video, (str, os.PathLike)):
         if isinstance(video, str) and not video.strip():
             raise ValueError(f"{source}: the video path is an empty string; expected {_VIDEO_EXPECTED}")
         return
-    if isinstance(video, (bool, int, float, complex, bytes, dict, set)) or np.ndim(video) == 0:
+    if isinstance(video, (bool, int, float, complex, bytes, dict, set, np.generic)) or (
+        isinstance(video, np.ndarray) and video.ndim == 0
+    ):
         raise TypeError(f"{source}: the video is {type(video).__name__} {video!r:.60}; expected {_VIDEO_EXPECTED}")
 
 
@@ -59,19 +61,6 @@ def check_landmarks(landmarks: np.ndarray, num_frames: int, source: str) -> np.n
             "as fractions of the frame width and height (0-1). Pixels? Divide x by the width and y by the height"
         )
     return points
-
-
-def check_content(content: object, source: str) -> None:
-    """A message's content is a string or a list of parts (dicts with a 'type')."""
-    if isinstance(content, str):
-        return
-    if isinstance(content, dict):
-        raise ValueError(
-            f"{source}: 'content' is a dict; expected a string or a list of parts, e.g. "
-            "[{'type': 'video', 'path': ...}, {'type': 'text', 'text': ...}] (put the dict in a list)"
-        )
-    if not isinstance(content, (list, tuple)):
-        raise ValueError(f"{source}: 'content' is {type(content).__name__} {content!r:.60}; expected a string or a list of parts")
 
 
 def check_placeholder_tokens(tokenizer, chat_template: str | None, defaults: dict[str, str]) -> None:

@@ -41,6 +41,7 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
+from .input_checks import check_placeholder_tokens
 from .overlap import run_concurrently
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
@@ -177,6 +178,8 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         )
         video_processor = MicroEmoVideoProcessor() if video_processor is None else video_processor
         feature_extractor = default_feature_extractor() if feature_extractor is None else feature_extractor
+        # At load: a renamed or split placeholder is named here, not on the first prompt.
+        check_placeholder_tokens(tokenizer, chat_template or CHAT_TEMPLATE, {"video_token": "<video>", "audio_token": "<audio>"})
         self.num_audio_clips = int(num_audio_clips)
         self.num_video_query_tokens = int(num_video_query_tokens)
         self.num_audio_query_tokens = int(num_audio_query_tokens)
@@ -351,7 +354,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             lambda: face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source),
             sound_chain, overlap=self.overlap_stages,
         )  # fmt: skip
-        notes: list[str] = []
+        notes: list[str] = list(decoded.notes)  # what decoding could not do (frames that stop early, conversions)
         if not faces.face_found.any():
             notes.append("no face found: the local clue path is off for every frame")
             logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
@@ -467,7 +470,8 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         t_max = data["frame_mask"].shape[1]
         data.update(frame_arrays(samples, t_max, self.num_patches, self.qformer_tokenizer, self.qformer_max_length))
         # Audio: the caller's waveform, or the video's sound unless use_audio_in_video=False.
-        notes = [list(sample.notes) for sample in samples]
+        # The prompts' own notes (markup removed from data text) join the samples' notes.
+        notes = [list(sample.notes) + list(getattr(prompt, "notes", ())) for sample, prompt in zip(samples, text, strict=True)]
         uses_audio = [s.waveform is not None and (s.audio_is_given or use_audio_in_video) for s in samples]
         for b, sample in enumerate(samples):
             if sample.waveform is not None and not uses_audio[b]:

@@ -23,6 +23,7 @@ from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
+from .input_checks import check_video_source
 from .video_io import (
     DecodedVideo,
     decode_all_frames,
@@ -202,8 +203,7 @@ class MicroEmoVideoProcessor(BaseVideoProcessor):
             raise ValueError("num_frames / fps sample frames, but do_sample_frames=False asks for none to be sampled")
         if fps is None and num_frames is None and do_sample_frames is not False:
             fps = self.fps
-        if video is None:
-            raise ValueError("a video is None; expected a file path, a DecodedVideo or frames [T, H, W, 3]")
+        check_video_source(video, "video")  # a number or None is named as a video, not as a frame shape
         if isinstance(video, (str, os.PathLike)):
             return self._decode_file(str(video), num_frames, fps, do_sample_frames)
         if isinstance(video, DecodedVideo):
@@ -236,7 +236,8 @@ class MicroEmoVideoProcessor(BaseVideoProcessor):
         targets = start + self._target_times(video.duration - start, num_frames, fps, video.path or "video")
         nearest = np.abs(video.timestamps[None, :] - targets[:, None]).argmin(axis=1)
         keep = np.unique(nearest)
-        return DecodedVideo(video.frames[keep], video.timestamps[keep], video.duration, video.has_audio, video.path)
+        return DecodedVideo(video.frames[keep], video.timestamps[keep], video.duration, video.has_audio, video.path,
+                            notes=list(video.notes))  # fmt: skip
 
     def pixel_values(self, frames: np.ndarray, **kwargs) -> np.ndarray:
         """Frames [T, H, W, 3] uint8 -> [T, 3, S, S] float32 (``do_rescale=False, do_normalize=False`` give the

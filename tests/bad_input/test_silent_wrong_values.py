@@ -154,3 +154,15 @@ def test_a_truncated_video_says_its_frames_stop_early_in_the_notes(tmp_path):
     assert video.timestamps[-1] < 4.0
     assert any(note.startswith("frames stop early") and "6.00 s" in note for note in video.notes)
     assert decode_video(full, 8).notes == []
+
+
+def test_the_processor_refuses_landmarks_in_pixels():
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    processor = MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(),
+                                                    build_tiny_qformer_tokenizer())  # fmt: skip
+    pixels = np.random.default_rng(0).uniform(0, 224, (2, 478, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"video: landmark x/y values span .* fractions of the frame"):
+        processor(videos=np.zeros((2, 16, 16, 3), np.uint8), landmarks=pixels, utterances=[])

@@ -133,7 +133,7 @@ def test_the_sound_of_a_video_is_decoded_over_the_videos_span_only_with_a_note(l
     monkeypatch.setattr(audio_io, "_decode_audio", spy)
     duration = probe_video(long_audio_clip).duration
     waveform, _, notes = audio_io.load_audio_for_video(long_audio_clip, duration)
-    assert decoded_until == [duration]
+    assert decoded_until == [pytest.approx(duration + audio_io.AUDIO_OVERRUN_SECONDS)]  # never the whole minute
     assert waveform.size == int(round(duration * 16_000))
     assert notes and "runs past the end of the video" in notes[0]
     full = audio_io.load_audio(long_audio_clip)
@@ -180,3 +180,18 @@ def test_the_app_refuses_a_question_past_its_length_limit_before_reading_the_vid
     page = EmotionPage(type("P", (), {"processor": NoProcessor()})(), max_seconds=100)
     *_, last = page.explain(str(long_audio_clip), None, "why? " * MAX_QUESTION_CHARS)
     assert "Could not use this input. the question has 10,000 characters" in last[0]
+
+
+def test_the_processor_hears_a_video_only_over_its_span_and_says_so(long_audio_clip):
+    """Before: the 8 clips covered 0-60 s while the frames covered 0-1 s, with no note."""
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    processor = MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(),
+                                                    build_tiny_qformer_tokenizer(), utterance_source="energy")  # fmt: skip
+    sample = processor.prepare_sample(str(long_audio_clip), landmarks=np.full((8, 478, 3), np.nan, np.float32),
+                                      num_frames=8)  # fmt: skip
+    assert sample.waveform.size <= int(round(sample.video.duration * 16_000))
+    assert sample.audio_clip_starts.max() + 2.0 <= max(sample.video.duration, 2.0) + 1e-6
+    assert any("runs past the end of the video" in note for note in sample.notes)

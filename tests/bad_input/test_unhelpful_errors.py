@@ -83,12 +83,37 @@ def test_a_batch_of_frames_in_one_videos_place_is_named():
         check_video_frames(np.zeros((1, 2, 8, 8, 3)), "conversation 0")
 
 
-def test_content_given_as_a_dict_says_to_put_it_in_a_list():
-    """Before: "a content part needs a 'type', got 'type'"."""
-    from microemo.processing.input_checks import check_content
+@pytest.fixture(scope="module")
+def processor():
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
 
-    with pytest.raises(ValueError, match=r"message 0: 'content' is a dict; expected a string or a list of parts"):
-        check_content({"type": "text", "text": "hi"}, "conversation 0, message 0")
+    return MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(),
+                                               build_tiny_qformer_tokenizer())  # fmt: skip
+
+
+def test_content_given_as_a_dict_is_named(processor):
+    """Before: "a content part needs a 'type', got 'type'"."""
+    conversation = [{"role": "user", "content": {"type": "text", "text": "hi"}}]
+    with pytest.raises(ValueError, match=r"conversation 0, message 0: content must be a string or a list of parts"):
+        processor.apply_chat_template(conversation)
+
+
+@pytest.mark.parametrize("video", [123, None])
+def test_a_conversation_video_that_is_not_a_video_is_named(processor, video):
+    """Before: `pipe(5)` / a video path of 123 talked about frame shapes, `pipe(None)` only about part keys."""
+    conversation = processor.emer_conversation(video, question="Why?")
+    with pytest.raises((TypeError, ValueError), match=r"conversation 0: (the video is int 123|no video given)"):
+        processor.apply_chat_template(conversation, tokenize=True)
+
+
+def test_a_batch_of_frames_in_a_conversations_video_part_is_named_not_blamed_on_landmarks(processor):
+    frames = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    conversation = [{"role": "user", "content": [{"type": "video", "video": frames,
+                                                  "landmarks": np.full((2, 478, 3), np.nan, np.float32)}]}]  # fmt: skip
+    with pytest.raises(ValueError, match=r"conversation 0: frames of shape \(1, 2, 16, 16, 3\) are a batch of videos"):
+        processor.apply_chat_template(conversation, tokenize=True)
 
 
 def renamed_video_token_tokenizer():
