@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _processor(args: argparse.Namespace):
-    from .processing_microemo import MicroEmoProcessor, default_image_processor
+    from .processing_microemo import MicroEmoProcessor
+    from .video_processing_microemo import MicroEmoVideoProcessor
 
     if args.processor:
         from transformers import AutoProcessor
@@ -48,14 +49,15 @@ def _processor(args: argparse.Namespace):
 
     # Drawing needs the processor's analysis only, never its tokenizers: tiny offline ones do.
     return MicroEmoProcessor(
-        default_image_processor(args.image_size),
+        MicroEmoVideoProcessor(
+            size={"height": args.image_size, "width": args.image_size}, max_frames=max(32, args.frames or 8)
+        ),
         None,
         build_tiny_llm_tokenizer(),
         build_tiny_qformer_tokenizer(),
         patch_size=args.patch_size,
         clue_regions=args.regions,
         face_landmarker_path=str(args.face_landmarker) if args.face_landmarker else None,
-        max_frames=max(32, args.frames or 8),
     )
 
 

@@ -301,6 +301,40 @@ def decode_video(
     )
 
 
+def decode_all_frames(path: str | os.PathLike, max_frames: int | None = None, *, max_side: int | None = None) -> DecodedVideo:
+    """Every frame of the video at ``path``, each with its presentation time (``do_sample_frames=False``).
+
+    Raises ValueError as soon as the video has more than ``max_frames`` frames (nothing more is decoded).
+    """
+    av = _import_av()
+    info = probe_video(path)
+    picked: dict[float, np.ndarray] = {}
+    with open_container(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if max_frames is not None and len(picked) >= max_frames:
+                    raise ValueError(
+                        f"{path}: do_sample_frames=False keeps every frame, and the video has more than the model's "
+                        f"max_frames={max_frames}; sample with num_frames or fps"
+                    )
+                time = round(_frame_time(frame, info.start_time, index, info.average_fps), 6)
+                picked.setdefault(time, _to_rgb(frame, info.rotation, max_side))
+        except av.FFmpegError as error:
+            if not picked:
+                reason = getattr(error, "strerror", None) or str(error)
+                raise MediaError(f"{path}: video stream cannot be decoded (FFmpeg: {reason})") from None
+            logger.warning("%s: decoding stopped early (%s); using the frames decoded so far", path, error)
+    if not picked:
+        raise MediaError(f"{path}: contains no decodable video frames")
+    stamps = np.array(sorted(picked), dtype=np.float64)
+    return DecodedVideo(
+        frames=np.stack([picked[t] for t in stamps]), timestamps=stamps, duration=info.duration,
+        has_audio=info.has_audio, path=str(path),
+    )  # fmt: skip
+
+
 def _keyframe_interval(stream) -> float | None:
     """Median seconds between keyframes, from the container's index (None when it has too few entries)."""
     try:

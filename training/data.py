@@ -278,13 +278,13 @@ def _unpack(packed: dict[str, Any]) -> np.ndarray:
 
 
 def resize_frames(frames: np.ndarray, processor: MicroEmoProcessor) -> np.ndarray:
-    """Frames [T, H, W, 3] uint8 resized to the processor's square input, as its image processor resizes them
+    """Frames [T, H, W, 3] uint8 resized to the processor's square input, as its video processor resizes them
     (so the collator's resize is the identity and the stored frames are what the model sees)."""
     size = processor.image_size
     if frames.shape[1:3] == (size, size):
         return frames
-    resized = processor.image_processor(list(frames), do_rescale=False, do_normalize=False, return_tensors="np")
-    resized = np.transpose(np.asarray(resized["pixel_values"], dtype=np.float32), (0, 2, 3, 1))  # [T, S, S, 3]
+    resized = processor.video_processor.pixel_values(frames, do_rescale=False, do_normalize=False)
+    resized = np.transpose(resized, (0, 2, 3, 1))  # [T, S, S, 3]
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
 
 

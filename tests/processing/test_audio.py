@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from microemo.processing.audio_features import default_feature_extractor
 from microemo.processing.audio_io import clip_starts, cut_clips, load_audio
-from microemo.processing.processing_microemo import default_feature_extractor
 from microemo.processing.video_io import NoAudioStreamError, probe_video
 
 from .conftest import write_wav

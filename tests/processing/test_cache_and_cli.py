@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import microemo.processing.processing_microemo as processing_module
+import microemo.processing.face_clues as face_clues_module
 from microemo.presets import tiny_random_config
 from microemo.processing.cli import register
 from microemo.processing.landmark_cache import CachedFaces, LandmarkCache
@@ -21,13 +21,13 @@ from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_
 def counting(monkeypatch):
     """Counts the face-mesh runs the processor makes."""
     calls = []
-    original = processing_module.detect_landmarks
+    original = face_clues_module.detect_landmarks
 
     def wrapped(frames, backend=None, **kwargs):
         calls.append(len(frames))
         return original(frames, backend, **kwargs)
 
-    monkeypatch.setattr(processing_module, "detect_landmarks", wrapped)
+    monkeypatch.setattr(face_clues_module, "detect_landmarks", wrapped)
     return calls
 
 

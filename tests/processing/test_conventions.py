@@ -285,15 +285,15 @@ def test_torch_work_in_forked_workers_after_the_parent_used_torchs_threads(face_
         import datasets
         import numpy as np
         from microemo.processing.audio_io import load_audio
-        from microemo.processing.processing_microemo import default_image_processor
+        from microemo.processing.video_processing_microemo import MicroEmoVideoProcessor
         from microemo.processing.vad import voice_activity
         waveform = load_audio({str(face_video)!r})
-        resize = default_image_processor(224)
-        frames = [np.full((360, 480, 3), 100, np.uint8)] * 8
-        first = len(voice_activity(waveform, 16000, "silero").spans), resize(frames, return_tensors="np")["pixel_values"].shape[0]
+        resize = MicroEmoVideoProcessor()
+        frames = np.full((8, 360, 480, 3), 100, np.uint8)
+        first = len(voice_activity(waveform, 16000, "silero").spans), resize(frames)["pixel_values"].shape[1]
         def work(row):
             return {{"spans": len(voice_activity(waveform, 16000, "silero").spans),
-                     "frames": resize(frames, return_tensors="np")["pixel_values"].shape[0]}}
+                     "frames": resize(frames)["pixel_values"].shape[1]}}
         out = datasets.Dataset.from_dict({{"i": [0, 1, 2, 3]}}).map(work, num_proc=2)
         print(first, list(out["spans"]), list(out["frames"]))
     """

@@ -1,0 +1,320 @@
+"""Chat conversations for MicroEmo: the EMER conversation, what the chat template sees, and the media they carry.
+
+A conversation is a list of messages ``{"role": ..., "content": str | [parts]}``; a message or a part may also be
+an object with those attributes (a dataclass, a pydantic model, an OpenAI-style message). One ``video`` part per
+conversation carries the video (``path`` or ``video``) and MicroEmo's per-sample extras; an optional ``audio``
+part brings separate sound. This file ships to the Hub with the processor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+from .utterance_spans import subtitle_of
+
+DEFAULT_QUESTION = "From what clues can we infer the person's emotional state? Describe the clues, then the emotions."
+
+# Keys of a video content part that carry MicroEmo's per-sample inputs (see `MicroEmoProcessor.__call__`).
+VIDEO_PART_EXTRAS = ("utterances", "frame_timestamps", "landmarks", "clue_masks")
+
+
+def make_emer_conversation(
+    video=None,
+    *,
+    subtitle: str | None = None,
+    question: str | None = None,
+    answer: str | None = None,
+    utterances: str | os.PathLike | Sequence | None = None,
+) -> list[dict]:
+    """The EMER prompt as a conversation: the video, the subtitle and the question in one user turn; with
+    ``answer``, an assistant turn (see ``MicroEmoProcessor.emer_conversation``)."""
+    part: dict = {"type": "video"}
+    if isinstance(video, (str, os.PathLike)):
+        part["path"] = str(video)
+    elif video is not None:
+        part["video"] = video
+    if utterances is not None:
+        part["utterances"] = utterances
+        if subtitle is None:
+            subtitle = subtitle_of(utterances)
+    text = f"The subtitle of this video is <Subtitle>{subtitle}</Subtitle>. " if subtitle else ""
+    conversation = [{"role": "user", "content": [part, {"type": "text", "text": text + (question or DEFAULT_QUESTION)}]}]
+    if answer is not None:
+        conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return conversation
+
+
+def as_mapping(item, source: str) -> Mapping:
+    """A message or content part as a mapping, without copying what it holds (a video stays the same object).
+
+    Dicts pass through; dataclasses, pydantic models and plain objects with attributes are read shallowly.
+    """
+    if isinstance(item, Mapping):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    if hasattr(item, "model_dump"):  # pydantic: its fields, not a deep dump
+        return {name: getattr(item, name) for name in type(item).model_fields}
+    if hasattr(item, "__dict__") and not isinstance(item, (str, bytes)):
+        return {key: value for key, value in vars(item).items() if not key.startswith("_")}
+    raise ValueError(f"{source}: expected a dict (or an object with attributes), got {item!r:.80}")
+
+
+def normalize_conversation(conversation: Sequence, source: str) -> list[dict]:
+    """Messages and parts as dicts (objects read shallowly), each message checked for ``role`` and ``content``."""
+    messages = []
+    for number, message in enumerate(conversation):
+        message = dict(as_mapping(message, f"{source}, message {number}"))
+        if "role" not in message or "content" not in message:
+            raise ValueError(f"{source}, message {number}: expected 'role' and 'content', got {message!r:.80}")
+        content = message["content"]
+        if not isinstance(content, str):
+            if content is None or isinstance(content, Mapping) or not isinstance(content, Sequence):
+                raise ValueError(f"{source}, message {number}: content must be a string or a list of parts")
+            message["content"] = [dict(as_mapping(part, f"{source}, message {number}")) for part in content]
+        messages.append(message)
+    return messages
+
+
+def template_view(conversation: Sequence[dict], source: str) -> list[dict]:
+    """What the chat template sees: roles, texts and part types (no media, which the template never prints)."""
+    view = []
+    for number, message in enumerate(conversation):
+        content = message["content"]
+        if not isinstance(content, str):
+            parts = []
+            for part in content:
+                if "type" not in part:
+                    raise ValueError(f"{source}, message {number}: a content part needs a 'type', got {part!r:.80}")
+                parts.append({key: part[key] for key in ("type", "text") if key in part})
+            content = parts
+        view.append({"role": message["role"], "content": content})
+    return view
+
+
+def media_from_conversations(conversations: Sequence[Sequence[dict]]) -> tuple[list, list | None, dict]:
+    """The video, the optional separate audio and the video part's extras of each (normalised) conversation."""
+    videos, audio = [], []
+    extras: dict[str, list] = {key: [] for key in VIDEO_PART_EXTRAS}
+    for index, conversation in enumerate(conversations):
+        parts = [
+            part for message in conversation if not isinstance(message["content"], str) for part in message["content"]
+        ]
+        video_parts = [part for part in parts if part["type"] == "video"]
+        if len(video_parts) != 1:
+            raise ValueError(f"conversation {index}: MicroEmo takes exactly one video part per conversation, found {len(video_parts)}")
+        part = video_parts[0]
+        sources = [part[key] for key in ("path", "video", "url") if part.get(key) is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                f"conversation {index}: the video part needs its video under one key, 'path' (a file) or 'video' "
+                f"(frames [T, H, W, 3] or a DecodedVideo); found keys {sorted(part)}"
+            )
+        if isinstance(sources[0], str) and sources[0].startswith(("http://", "https://")):
+            raise ValueError(f"conversation {index}: {sources[0]} is a URL; download the video and give its path")
+        videos.append(sources[0])
+        for key in VIDEO_PART_EXTRAS:
+            extras[key].append(part.get(key))
+        audio_sources = [part[key] for part in parts if part["type"] == "audio" for key in ("path", "audio") if key in part]
+        if len(audio_sources) > 1:
+            raise ValueError(f"conversation {index}: at most one audio part with a 'path' or 'audio', found {len(audio_sources)}")
+        audio.append(audio_sources[0] if audio_sources else None)
+    extras = {key: values for key, values in extras.items() if any(v is not None for v in values)}
+    return videos, (audio if any(a is not None for a in audio) else None), extras
+
+
+def render_with_template(
+    conversations: Sequence[Sequence[dict]],
+    template: str,
+    *,
+    add_generation_prompt: bool = True,
+    continue_final_message: bool = False,
+    need_labels: bool = True,
+    **template_kwargs,
+) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    """Prompts rendered with ``template`` and, per prompt, the character spans of its assistant answers (the
+    template's ``{% generation %}`` blocks). A conversation that ends with an assistant turn gets no generation
+    prompt; with ``need_labels``, a template that marks no answer in it is refused (labels would be empty)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    prompts, answer_spans = [], []
+    for index, conversation in enumerate(conversations):
+        view = template_view(normalize_conversation(conversation, f"conversation {index}"), f"conversation {index}")
+        has_answers = any(message["role"] == "assistant" for message in view) and not continue_final_message
+        ends_with_answer = bool(view) and view[-1]["role"] == "assistant" and not continue_final_message
+        rendered, indices = render_jinja_template(
+            conversations=[view],
+            chat_template=template,
+            return_assistant_tokens_mask=has_answers,
+            continue_final_message=continue_final_message,
+            add_generation_prompt=add_generation_prompt and not ends_with_answer,
+            **template_kwargs,
+        )
+        spans = [tuple(span) for span in indices[0]] if has_answers else []
+        if need_labels and ends_with_answer and not spans:
+            raise ValueError(
+                f"conversation {index} ends with an assistant turn, but the chat template marks no answer: "
+                "put assistant content inside {% generation %} ... {% endgeneration %} to get labels"
+            )
+        prompts.append(rendered[0])
+        answer_spans.append(spans)
+    return prompts, answer_spans
+
+
+def split_chat_kwargs(kwargs: dict, template: str, processor_names: Sequence[str]) -> tuple[dict, dict]:
+    """``apply_chat_template``'s keywords as processor keywords (``processor_names`` and ``*_kwargs``: they act)
+    and template variables (names ``template`` reads, plus an explicit ``template_kwargs`` dict). Anything else
+    is refused, so that ``fps=2`` or a misspelt option never becomes a template variable that nothing reads."""
+    from jinja2 import meta
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    kwargs = dict(kwargs)
+    options, template_kwargs = {}, dict(kwargs.pop("template_kwargs", None) or {})
+    declared = meta.find_undeclared_variables(_compile_jinja_template(template).environment.parse(template))
+    unknown = []
+    for key, value in kwargs.items():
+        if key in processor_names or key.endswith("_kwargs"):
+            options[key] = value
+        elif key in declared:
+            template_kwargs[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise TypeError(
+            f"apply_chat_template got {sorted(unknown)}, which is neither a processor argument "
+            f"({', '.join(processor_names)}) nor a variable of the chat template; pass a template variable "
+            "the template does not read in template_kwargs={...}"
+        )
+    return options, template_kwargs
+
+
+
+class ChatTemplateMixin:
+    """The chat side of ``MicroEmoProcessor``: the EMER conversation, rendering, and ``apply_chat_template``.
+
+    The processor provides ``tokenizer``, ``_resolve_chat_template`` (``ProcessorMixin``'s), ``call_keywords``
+    (the keywords its ``__call__`` takes) and ``_process`` (its ``__call__`` with the answers' character spans).
+    """
+
+    def emer_conversation(
+        self,
+        video=None,
+        *,
+        subtitle: str | None = None,
+        question: str | None = None,
+        answer: str | None = None,
+        utterances: str | os.PathLike | Sequence | None = None,
+    ) -> list[dict]:
+        """The EMER prompt as a conversation: the video (its sound comes with it), the subtitle and the question
+        in one user turn; with ``answer``, an assistant turn that :meth:`apply_chat_template` turns into labels.
+
+        ``utterances`` (a subtitle file or spans) travel on the video part; their text is the default subtitle.
+        """
+        return make_emer_conversation(video, subtitle=subtitle, question=question, answer=answer, utterances=utterances)
+
+    def render_conversations(
+        self,
+        conversations: Sequence[Sequence[dict]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        chat_template: str | None = None,
+        need_labels: bool = True,
+        **template_kwargs,
+    ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """Render conversations with the chat template (no tokenisation, no expansion).
+
+        Returns the prompts and, per prompt, the character spans of the assistant answers (the template's
+        ``{% generation %}`` blocks). A conversation that ends with an assistant turn gets no generation
+        prompt after it, whatever ``add_generation_prompt`` says: it is a training example, and with
+        ``need_labels`` a template that marks no answer is refused.
+        """
+        return render_with_template(
+            conversations,
+            self._resolve_chat_template(chat_template),
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            need_labels=need_labels,
+            **{**self.tokenizer.special_tokens_map, **template_kwargs},
+        )
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict] | list[list[dict]],
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        tokenize: bool = False,
+        return_dict: bool = False,
+        return_tensors: str | None = "auto",
+        continue_final_message: bool = False,
+        return_assistant_tokens_mask: bool = False,
+        processor_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        """Render one conversation or a batch, and with ``tokenize=True`` build the model inputs.
+
+        Each conversation holds one video part, ``{"type": "video", "path": "clip.mp4"}`` (or ``"video"``: a
+        frame array [T, H, W, 3] or a :class:`DecodedVideo`), with optional MicroEmo extras on the same part:
+        ``utterances`` (subtitle file or spans), ``frame_timestamps``, ``landmarks``, ``clue_masks``. The video's
+        sound becomes audio tokens unless ``use_audio_in_video=False``; an ``{"type": "audio", "path": ...}``
+        part brings a separate audio file or waveform (``"audio"``). A conversation that ends with an assistant
+        turn yields ``labels`` on the answer and its end token only, and no generation prompt. Messages and parts
+        may be dicts or objects with the same attributes.
+
+        Keyword arguments of :meth:`__call__` (``padding``, ``num_frames``, ``fps``, ``use_audio_in_video``,
+        ``return_metadata``, per-sample ``utterances``, ...) may be given here directly or in
+        ``processor_kwargs``; a variable the chat template reads may be given directly too, others in
+        ``template_kwargs``; any other keyword is refused.
+
+        Returns the prompt text(s) with ``tokenize=False``; the ``input_ids`` with ``tokenize=True``; the whole
+        :class:`BatchFeature` with ``return_dict=True`` as well.
+        """
+        # Not ProcessorMixin._normalize_conversations: it turns dataclasses (a DecodedVideo) into dicts.
+        is_batched = bool(conversation) and not isinstance(conversation[0], dict) and isinstance(
+            conversation[0], (list, tuple)
+        )
+        conversations = conversation if is_batched else [conversation]
+        conversations = [normalize_conversation(c, f"conversation {i}") for i, c in enumerate(conversations)]
+        options, template_kwargs = split_chat_kwargs(
+            kwargs, self._resolve_chat_template(chat_template), self.call_keywords
+        )
+        options.update(processor_kwargs or {})
+        prompts, answer_spans = self.render_conversations(
+            conversations,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            chat_template=chat_template,
+            need_labels=tokenize,
+            **template_kwargs,
+        )
+        if not tokenize:
+            return prompts if is_batched else prompts[0]
+
+        videos, audio, extras = media_from_conversations(conversations)
+        for key, values in extras.items():
+            if key in options:
+                raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
+            options[key] = values if is_batched else values[0]
+        if return_tensors != "auto":
+            options["return_tensors"] = return_tensors
+        if audio is not None and not is_batched:
+            audio = audio[0]
+        out = self._process(
+            text=prompts if is_batched else prompts[0],
+            videos=videos if is_batched else videos[0],
+            audio=audio,
+            answer_spans=answer_spans,
+            **options,
+        )
+        if return_assistant_tokens_mask:
+            labels = out.get("labels")
+            out["assistant_masks"] = (labels != -100) if labels is not None else out["attention_mask"] * 0
+        return out if return_dict else out["input_ids"]
+
+
+__all__ = [
+    "DEFAULT_QUESTION", "VIDEO_PART_EXTRAS", "ChatTemplateMixin", "make_emer_conversation", "media_from_conversations",
+    "normalize_conversation", "render_with_template", "split_chat_kwargs",
+]  # fmt: skip
