@@ -41,6 +41,7 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
+from .face_tracking import check_face_option, choice_notes, speaking_face
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
@@ -110,6 +111,9 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             not installed), ``"energy"`` (the dependency-free energy VAD), ``"asr"`` (``asr_model``) or ``"none"``,
             used when a sample's utterances are not given.
         asr_model: a transformers ASR model id or folder (with timestamps), for ``utterance_source="asr"``.
+        face: with several people, whose face gives the clues: ``"speaker"`` (faces tracked across the frames,
+            the one whose mouth moves with the voice), ``"largest"`` (tracked), a face index (0 = leftmost), or
+            None (default: the largest face of each frame on its own, untracked; cached with ``cache_dir``).
         vad_options: overrides of the voice-activity post-processing (``threshold``, ``offset_threshold``,
             ``gate_db``, ``min_speech``, ``min_silence``, ``pad``; see ``vad.py``), saved with the processor.
         face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the offline legacy
@@ -149,6 +153,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         asr_model: str | None = None,
         face_landmarker_path: str | None = None,
         cache_dir: str | None = None,
+        face: str | int | None = None,
         audio_stream: int | None = None,
         max_prompt_length: int | None = None,
         qformer_max_length: int = 32,
@@ -193,6 +198,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         self.asr_model = asr_model
         self.face_landmarker_path = face_landmarker_path
         self.cache_dir = cache_dir
+        self.face = None if face is None else check_face_option(face)
         if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
             raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
         self.audio_stream = audio_stream
@@ -325,8 +331,10 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         do_sample_frames: bool | None = None,
         video_metadata: dict | None = None,
         input_data_format: str | None = None,
+        face: str | int | None = None,
     ) -> PreparedSample:
         """Run the stages on one sample (video, face clues, audio, utterances): the heavy part of ``__call__``.
+        ``face`` overrides the processor's ``face`` for this sample.
 
         The result is what :meth:`collate` turns into tensors; a training data pipeline can run this once per
         video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
@@ -339,13 +347,19 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         source = decoded.path or "video"
         notes: list[str] = []
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
+        waveform = load_sample_audio(
+            audio, decoded, sampling_rate=sampling_rate, audio_stream=self.audio_stream, notes=notes, source=source
+        )
+        face = self.face if face is None else check_face_option(face)
+        choice = None
+        if face is not None and landmarks is None and clue_masks is None:  # track the people, choose one
+            choice = speaking_face(decoded, waveform, face, self.face_landmarker_path, source)
+            landmarks = choice.landmarks
+            notes.extend(choice_notes(choice))
         faces = self.face_clue_stage()(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
         if not faces.face_found.any():
             notes.append("no face found: the local clue path is off for every frame")
             logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
-        waveform = load_sample_audio(
-            audio, decoded, sampling_rate=sampling_rate, audio_stream=self.audio_stream, notes=notes, source=source
-        )
         spans, utterance_frame_mask = self.utterance_stage()(decoded, utterances, waveform, notes, source)
         return PreparedSample(
             video=decoded,
@@ -359,6 +373,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             subtitle=" ".join(s.text for s in spans if s.text) if subtitle is None else subtitle,
             notes=notes,
             audio_is_given=audio is not None,
+            face_choice=choice,
         )
 
     # ----------------------------------------------------------------------------------------------
