@@ -141,7 +141,8 @@ def prepare_piece(
     (``"speaker"``, ``"largest"`` or an index; None: the processor's own setting)."""
     # A processor loaded with trust_remote_code has its own copy of these modules: hand it its own
     # DecodedVideo class and plain (start, end, text) spans, which it recognises.
-    own = getattr(sys.modules.get(type(processor).__module__), "DecodedVideo", DecodedVideo)
+    decoder = getattr(processor, "video_processor", processor)  # the stage that checks what a video is
+    own = getattr(sys.modules.get(type(decoder).__module__), "DecodedVideo", DecodedVideo)
     if not isinstance(video, own):
         video = own(video.frames, video.timestamps, video.duration, has_audio=video.has_audio, path=video.path)
     if prepare_kwargs.get("utterances") is not None and not isinstance(prepare_kwargs["utterances"], (str, os.PathLike)):
