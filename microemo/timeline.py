@@ -130,26 +130,8 @@ def predict_timeline(
 
 def prepare_video(processor, path, *, utterances=None, face: str | int | None = "speaker", num_frames: int | None = None):
     """``processor.prepare_sample(path)`` looking at the face chosen by ``face`` (the active speaker by default;
-    None: the processor's per-frame largest face). The sample carries ``face_choice``."""
-    from microemo.processing.audio_io import SAMPLING_RATE, load_audio_stream
-    from microemo.processing.segments import prepare_piece
-    from microemo.processing.video_io import MediaError, decode_video
-
-    if face is None:
-        sample = processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames)
-        sample.notes.append(utterance_origin(processor, utterances))
-        return sample
-    decoded = decode_video(str(path), num_frames or processor.num_frames)
-    waveform, notes = None, []
-    if decoded.has_audio:
-        try:
-            waveform, _ = load_audio_stream(str(path), SAMPLING_RATE, stream=processor.audio_stream)
-        except MediaError as error:  # NoAudioStreamError included: the video is still explained, without sound
-            notes.append(f"audio unusable: {error}")
-    if waveform is not None and waveform.size == 0:
-        waveform = None
-    sample = prepare_piece(processor, decoded, waveform, face, str(path), utterances=utterances)
-    sample.notes[:0] = notes
+    None: the processor's own setting), with a note saying where the utterances and their words came from."""
+    sample = processor.prepare_sample(str(path), utterances=utterances, num_frames=num_frames, face=face)
     sample.notes.append(utterance_origin(processor, utterances))
     return sample
 

@@ -35,6 +35,7 @@ class PreparedSample:
     subtitle: str
     notes: list[str] = field(default_factory=list)
     audio_is_given: bool = False
+    face_choice: object | None = None  # a face_tracking.FaceChoice when faces were tracked (the processor's `face`)
 
 
 def frame_arrays(

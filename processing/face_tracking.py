@@ -235,3 +235,18 @@ def _choose_speaker(
     if scores[best] - scores[second] < CLOSE_SCORES:
         notes.append(f"speaker uncertain: faces {best} and {second} score close ({rounded}); face {best} is used")
     return best, "speaker", scores, notes
+
+
+def speaking_face(video, waveform: np.ndarray | None, face: str | int, face_landmarker_path: str | None = None,
+                  source: str = "video") -> FaceChoice:  # fmt: skip
+    """Every face on a decoded video's frames (the face-mesh worker), tracked, and the one ``face`` chooses."""
+    from .face_mesh import detect_all_faces, shared_worker
+
+    faces = detect_all_faces(video.frames, shared_worker(face_landmarker_path))
+    return choose_face(faces, video.timestamps, waveform, 16_000, face=face, source=source)
+
+
+def choice_notes(choice: FaceChoice) -> list[str]:
+    """The notes a sample gets from its face choice: who was chosen among several, and any doubt."""
+    chosen = [f"{choice.num_faces} faces tracked; face {choice.chosen} chosen ({choice.method})"] if choice.num_faces > 1 else []
+    return chosen + list(choice.notes)

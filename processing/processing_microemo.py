@@ -41,6 +41,7 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
+from .face_tracking import check_face_option, choice_notes, choose_face
 from .input_checks import check_placeholder_tokens
 from .overlap import run_concurrently
 from .prompt_tokens import PromptTokenizer
@@ -124,6 +125,9 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             not installed), ``"energy"`` (the dependency-free energy VAD), ``"asr"`` (``asr_model``) or ``"none"``,
             used when a sample's utterances are not given.
         asr_model: a transformers ASR model id or folder (with timestamps), for ``utterance_source="asr"``.
+        face: with several people, whose face gives the clues: ``"speaker"`` (faces tracked across the frames,
+            the one whose mouth moves with the voice), ``"largest"`` (tracked), a face index (0 = leftmost), or
+            None (default: the largest face of each frame on its own, untracked; cached with ``cache_dir``).
         vad_options: overrides of the voice-activity post-processing (``threshold``, ``offset_threshold``,
             ``gate_db``, ``min_speech``, ``min_silence``, ``pad``; see ``vad.py``), saved with the processor.
         face_landmarker_path: a mediapipe ``face_landmarker.task``; without it the one found in the cache
@@ -167,6 +171,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         asr_model: str | None = None,
         face_landmarker_path: str | None = None,
         cache_dir: str | None = None,
+        face: str | int | None = None,
         audio_stream: int | None = None,
         max_prompt_length: int | None = None,
         qformer_max_length: int = 32,
@@ -195,6 +200,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         self.asr_model = asr_model
         self.face_landmarker_path = face_landmarker_path
         self.cache_dir = cache_dir
+        self.face = None if face is None else check_face_option(face)
         self.audio_stream = audio_stream
         self.max_prompt_length = None if max_prompt_length is None else int(max_prompt_length)
         self.qformer_max_length = int(qformer_max_length)
@@ -325,8 +331,10 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         do_sample_frames: bool | None = None,
         video_metadata: dict | None = None,
         input_data_format: str | None = None,
+        face: str | int | None = None,
     ) -> PreparedSample:
         """Run the stages on one sample (video, face clues, audio, utterances): the heavy part of ``__call__``.
+        ``face`` overrides the processor's ``face`` for this sample.
 
         The result is what :meth:`collate` turns into tensors; a training data pipeline can run this once per
         video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
@@ -338,7 +346,18 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         )  # fmt: skip
         source = decoded.path or "video"
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
+        face = self.face if face is None else check_face_option(face)
+        # With `face` set the people are tracked: the face chain finds every face and the choice, which needs the
+        # sound's loudness, comes after the join; otherwise the face chain is the whole clue stage.
+        track = face is not None and landmarks is None and clue_masks is None
         face_stage = self.face_clue_stage()
+
+        def face_chain():
+            if track:
+                from .face_mesh import detect_all_faces, shared_worker
+
+                return detect_all_faces(decoded.frames, shared_worker(self.face_landmarker_path))
+            return face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
 
         def sound_chain() -> tuple:
             sound_notes: list[str] = []
@@ -351,10 +370,14 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
 
         # The face mesh runs in its worker process (a thread waits for it) while the sound chain runs here.
         faces, (waveform, spans, utterance_frame_mask, sound_notes) = run_concurrently(
-            lambda: face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source),
-            sound_chain, overlap=self.overlap_stages,
-        )  # fmt: skip
+            face_chain, sound_chain, overlap=self.overlap_stages
+        )
         notes: list[str] = list(decoded.notes)  # what decoding could not do (frames that stop early, conversions)
+        choice = None
+        if track:
+            choice = choose_face(faces, decoded.timestamps, waveform, SAMPLING_RATE, face=face, source=source)
+            notes.extend(choice_notes(choice))
+            faces = face_stage(decoded, landmarks=choice.landmarks, clue_masks=None, sampling=sampling, source=source)
         if not faces.face_found.any():
             notes.append("no face found: the local clue path is off for every frame")
             logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
@@ -371,6 +394,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             subtitle=" ".join(s.text for s in spans if s.text) if subtitle is None else subtitle,
             notes=notes,
             audio_is_given=audio is not None,
+            face_choice=choice,
         )
 
     # ----------------------------------------------------------------------------------------------

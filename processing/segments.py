@@ -135,34 +135,19 @@ def prepare_piece(
     video: DecodedVideo,
     waveform: np.ndarray | None,
     face: str | int | None = None,
-    source: str = "video",
     **prepare_kwargs,
 ):
     """``processor.prepare_sample`` on decoded frames and their sound, looking at the face chosen by ``face``
-    (``"speaker"``, ``"largest"`` or an index; None: the processor's own per-frame largest face). The sample
-    gets ``face_choice`` (a ``FaceChoice``) and the choice's notes."""
-    choice = None
-    if face is not None and prepare_kwargs.get("landmarks") is None and prepare_kwargs.get("clue_masks") is None:
-        from .face_mesh import detect_all_faces, shared_worker
-        from .face_tracking import choose_face
-
-        faces = detect_all_faces(video.frames, shared_worker(processor.face_landmarker_path))
-        choice = choose_face(faces, video.timestamps, waveform, SAMPLING_RATE, face=face, source=source)
-        prepare_kwargs["landmarks"] = choice.landmarks
+    (``"speaker"``, ``"largest"`` or an index; None: the processor's own setting)."""
     # A processor loaded with trust_remote_code has its own copy of these modules: hand it its own
     # DecodedVideo class and plain (start, end, text) spans, which it recognises.
-    own = getattr(sys.modules.get(type(processor).__module__), "DecodedVideo", DecodedVideo)
+    decoder = getattr(processor, "video_processor", processor)  # the stage that checks what a video is
+    own = getattr(sys.modules.get(type(decoder).__module__), "DecodedVideo", DecodedVideo)
     if not isinstance(video, own):
         video = own(video.frames, video.timestamps, video.duration, has_audio=video.has_audio, path=video.path)
     if prepare_kwargs.get("utterances") is not None and not isinstance(prepare_kwargs["utterances"], (str, os.PathLike)):
         prepare_kwargs["utterances"] = [(s.start, s.end, s.text) for s in prepare_kwargs["utterances"]]
-    sample = processor.prepare_sample(video, audio=waveform, **prepare_kwargs)
-    sample.face_choice = choice
-    if choice is not None:
-        if choice.num_faces > 1:
-            sample.notes.append(f"{choice.num_faces} faces tracked; face {choice.chosen} chosen ({choice.method})")
-        sample.notes.extend(choice.notes)
-    return sample
+    return processor.prepare_sample(video, audio=waveform, face=face, **prepare_kwargs)
 
 
 def _segment_spans(processor, waveform: np.ndarray, duration: float, source: str) -> list[Span]:
@@ -220,8 +205,7 @@ def iter_segments(
         video = DecodedVideo(decoded.frames, np.maximum(decoded.timestamps - start, 0.0), end - start,
                              has_audio=info.has_audio, path=None)  # fmt: skip
         audio = None if waveform is None else waveform[: int(round((end - start) * SAMPLING_RATE))]
-        sample = prepare_piece(processor, video, audio, face, f"{path} segment {index}", utterances=spans,
-                               **prepare_kwargs)  # fmt: skip
+        sample = prepare_piece(processor, video, audio, face, utterances=spans, **prepare_kwargs)
         sample.notes.append(f"segment {index} ({start:.1f}-{end:.1f} s): utterances {origin}, cut at {why}")
         if why.startswith("limit"):
             sample.notes.append(f"segment {index} cut at {end:.1f} s inside an utterance (no pause before the limit)")

@@ -251,6 +251,12 @@ def test_asr_utterances_through_a_transformers_pipeline(config, face_video, monk
         return run
 
     monkeypatch.setattr(transformers, "pipeline", fake_pipeline)
+    # The model is checked to be a speech-recognition model before it loads (issue 20); there is no such
+    # folder here, so the check is replaced too, and the per-process pipeline cache starts empty.
+    from microemo.processing import asr
+
+    monkeypatch.setattr(asr, "asr_kind", lambda model: "seq2seq")
+    monkeypatch.setattr(asr, "_PIPELINES", {})
     processor = MicroEmoProcessor.from_model_config(
         config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
         utterance_source="asr", asr_model="local/whisper-folder",

@@ -62,9 +62,8 @@ def test_a_model_that_is_not_speech_recognition_is_refused_with_its_type(tmp_pat
         transcribe(load_audio(ASSETS / "face_speech.mp4"), str(tmp_path))
 
 
-def test_the_transcript_gives_the_spans_and_the_words_of_the_prompt(recorded, tiny_processor):
-    tiny_processor_asr = type(tiny_processor)(**{**_settings(tiny_processor), "utterance_source": "asr",
-                                                 "asr_model": "recorded"})  # fmt: skip
+def test_the_transcript_gives_the_spans_and_the_words_of_the_prompt(recorded):
+    tiny_processor_asr = _asr_processor("recorded")
     sample = tiny_processor_asr.prepare_sample(str(ASSETS / "face_speech.mp4"))
     truth = json.loads((ASSETS / "face_speech.json").read_text())
     assert [(s.start, s.end) for s in sample.utterances] == [(0.7, 3.54), (4.84, 7.5)]
@@ -75,8 +74,8 @@ def test_the_transcript_gives_the_spans_and_the_words_of_the_prompt(recorded, ti
     assert recorded.calls == 1
 
 
-def test_subtitles_given_by_the_user_win_over_the_transcript(recorded, tiny_processor):
-    processor = type(tiny_processor)(**{**_settings(tiny_processor), "utterance_source": "asr", "asr_model": "x"})
+def test_subtitles_given_by_the_user_win_over_the_transcript(recorded):
+    processor = _asr_processor("x")
     sample = processor.prepare_sample(str(ASSETS / "face_speech.mp4"), utterances=[(1.0, 2.0, "my own words")])
     assert [s.text for s in sample.utterances] == ["my own words"] and recorded.calls == 0
 
@@ -95,10 +94,13 @@ def test_predict_with_an_asr_model_says_where_the_words_came_from(tiny_whisper, 
                  "--asr-model", str(model)]) == 1  # fmt: skip
 
 
-def _settings(processor) -> dict:
-    keys = ("image_processor", "feature_extractor", "tokenizer", "qformer_tokenizer", "num_frames", "num_audio_clips",
-            "num_video_query_tokens", "num_audio_query_tokens", "max_utterances", "max_frames", "patch_size")  # fmt: skip
-    return {key: getattr(processor, key) for key in keys}
+def _asr_processor(model: str):
+    from microemo.presets import tiny_random_config
+    from microemo.processing.processing_microemo import MicroEmoProcessor
+    from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+    return MicroEmoProcessor.from_model_config(tiny_random_config(), build_tiny_llm_tokenizer(),
+                                               build_tiny_qformer_tokenizer(), utterance_source="asr", asr_model=model)  # fmt: skip
 
 
 def _model_folder(tmp_path: Path) -> Path:
