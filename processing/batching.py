@@ -165,13 +165,23 @@ _REPLACED_KWARGS = {
 
 
 def check_call_kwargs(kwargs: dict, allowed: Sequence[str]) -> dict:
-    """Flatten transformers' nested ``*_kwargs`` dicts and refuse any keyword not in ``allowed``."""
-    flat = {}
+    """Flatten transformers' nested ``*_kwargs`` dicts and refuse any keyword not in ``allowed``.
+
+    As in transformers, a keyword given both directly and in a modality dict (``videos_kwargs``, ...) is an error;
+    ``common_kwargs`` may repeat a direct keyword, which wins.
+    """
+    flat = {key: value for key, value in kwargs.items() if not (key.endswith("_kwargs") and isinstance(value, dict))}
+    nested: dict = {}
     for key, value in kwargs.items():
-        if key.endswith("_kwargs") and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
+        if key in flat:
+            continue
+        for name, inner in value.items():
+            if name in flat and key != "common_kwargs":
+                raise ValueError(f"`{name}` is given twice, directly and in {key}; give it once")
+            if name in nested and nested[name] is not inner and nested[name] != inner:
+                raise ValueError(f"`{name}` is given twice with different values (in {key} and another *_kwargs)")
+            nested[name] = inner
+    flat = {**nested, **flat}
     for key in flat:
         if key in _REPLACED_KWARGS:
             raise TypeError(_REPLACED_KWARGS[key])

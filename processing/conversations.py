@@ -78,19 +78,38 @@ def normalize_conversation(conversation: Sequence, source: str) -> list[dict]:
     return messages
 
 
+def _plain(value) -> bool:
+    """Whether a value is plain data a template can print (not frames, waveforms or a DecodedVideo)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _part_view(part: Mapping) -> dict:
+    # OpenAI-style URL blocks read as transformers reads them: {"type": "image", "url": ...}.
+    for kind in ("image", "video"):
+        if part.get("type") == f"{kind}_url" and isinstance(part.get(f"{kind}_url"), Mapping):
+            part = {**{k: v for k, v in part.items() if k != f"{kind}_url"}, "type": kind, "url": part[f"{kind}_url"].get("url")}
+    return {key: value for key, value in part.items() if value is not None and _plain(value)}
+
+
 def template_view(conversation: Sequence[dict], source: str) -> list[dict]:
-    """What the chat template sees: roles, texts and part types (no media, which the template never prints)."""
+    """What the chat template sees: the messages with their plain fields (roles, texts, paths, tool calls, ...),
+    without media arrays (a template prints no frames) and without fields that are None (undefined to Jinja)."""
     view = []
     for number, message in enumerate(conversation):
         content = message["content"]
         if not isinstance(content, str):
-            parts = []
             for part in content:
                 if "type" not in part:
                     raise ValueError(f"{source}, message {number}: a content part needs a 'type', got {part!r:.80}")
-                parts.append({key: part[key] for key in ("type", "text") if key in part})
-            content = parts
-        view.append({"role": message["role"], "content": content})
+            content = [_part_view(part) for part in content]
+        fields = {key: value for key, value in message.items() if key != "content" and value is not None and _plain(value)}
+        view.append({**fields, "content": content})
     return view
 
 
@@ -189,6 +208,20 @@ def split_chat_kwargs(kwargs: dict, template: str, processor_names: Sequence[str
         )
     return options, template_kwargs
 
+
+
+def _call_inputs(conversations: Sequence[Sequence[dict]], prompts: list[str], options: dict, is_batched: bool) -> dict:
+    """The processor call's inputs for rendered conversations: prompts, videos, audio and the video parts' extras
+    (per sample, or plain values for one conversation), with the caller's ``options``."""
+    videos, audio, extras = media_from_conversations(conversations)
+    for key, values in extras.items():
+        if key in options:
+            raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
+        options[key] = values if is_batched else values[0]
+    if audio is not None and not is_batched:
+        audio = audio[0]
+    text, videos = (prompts, videos) if is_batched else (prompts[0], videos[0])
+    return {"text": text, "videos": videos, "audio": audio, **options}
 
 
 class ChatTemplateMixin:
@@ -292,22 +325,9 @@ class ChatTemplateMixin:
         if not tokenize:
             return prompts if is_batched else prompts[0]
 
-        videos, audio, extras = media_from_conversations(conversations)
-        for key, values in extras.items():
-            if key in options:
-                raise ValueError(f"`{key}` is given both on the conversations' video parts and as an argument; give it once")
-            options[key] = values if is_batched else values[0]
         if return_tensors != "auto":
             options["return_tensors"] = return_tensors
-        if audio is not None and not is_batched:
-            audio = audio[0]
-        out = self._process(
-            text=prompts if is_batched else prompts[0],
-            videos=videos if is_batched else videos[0],
-            audio=audio,
-            answer_spans=answer_spans,
-            **options,
-        )
+        out = self._process(**_call_inputs(conversations, prompts, options, is_batched), answer_spans=answer_spans)
         if return_assistant_tokens_mask:
             labels = out.get("labels")
             out["assistant_masks"] = (labels != -100) if labels is not None else out["attention_mask"] * 0

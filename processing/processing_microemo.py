@@ -79,13 +79,15 @@ CHAT_TEMPLATE = (
 PER_SAMPLE_KWARGS = ("utterances", "subtitles", "frame_timestamps", "landmarks", "clue_masks", "video_metadata")
 # transformers' video keywords that act on sampling (see MicroEmoVideoProcessor).
 VIDEO_KWARGS = ("num_frames", "fps", "do_sample_frames", "input_data_format")
+# transformers' video keywords that act on the pixel values; resizing is not among them, since the clue masks'
+# patch grid is the video processor's size (set it there: MicroEmoVideoProcessor(size=...)).
+PIXEL_KWARGS = ("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
 # Other keyword arguments `__call__` takes, transformers' standard ones included.
 CALL_KWARGS = (
-    *VIDEO_KWARGS, "sampling_rate", "use_audio_in_video", "return_metadata", "padding", "padding_side",
+    *VIDEO_KWARGS, *PIXEL_KWARGS, "sampling_rate", "use_audio_in_video", "return_metadata", "padding", "padding_side",
     "max_length", "pad_to_multiple_of", "truncation", "add_special_tokens", "return_tensors",
-    "return_attention_mask", "verbose",
+    "return_attention_mask", "return_mm_token_type_ids", "verbose",
 )  # fmt: skip
-
 
 
 class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
@@ -159,29 +161,11 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         chat_template: str | None = None,
         **kwargs,
     ) -> None:
-        if tokenizer is None or qformer_tokenizer is None:
-            raise ValueError("MicroEmoProcessor needs a `tokenizer` and a `qformer_tokenizer`")
-        for name in ("num_frames", "max_frames", "image_processor"):
-            if name in kwargs:
-                raise TypeError(
-                    f"MicroEmoProcessor takes no `{name}`: the video processor owns frame sampling and pixel values "
-                    f"(MicroEmoVideoProcessor({'size' if name == 'image_processor' else name}=...), or "
-                    "MicroEmoProcessor.from_model_config(config, tokenizer, qformer_tokenizer, num_frames=...))"
-                )
+        utterance_source = _check_settings(
+            tokenizer, qformer_tokenizer, kwargs, audio_feature_layout, utterance_source, asr_model, audio_stream
+        )
         video_processor = MicroEmoVideoProcessor() if video_processor is None else video_processor
         feature_extractor = default_feature_extractor() if feature_extractor is None else feature_extractor
-        for name in ("video_token", "audio_token"):
-            token = getattr(tokenizer, name, None) or f"<{name.split('_')[0]}>"
-            if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-                raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
-        if audio_feature_layout not in ("imagebind", "native"):
-            raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
-        if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
-            utterance_source = DEFAULT_DETECTOR
-        if utterance_source not in (*DETECTORS, "asr", "none"):
-            raise ValueError(f"utterance_source must be 'silero', 'energy', 'asr' or 'none', got {utterance_source!r}")
-        if utterance_source == "asr" and not asr_model:
-            raise ValueError("utterance_source='asr' needs asr_model (a transformers ASR model id or folder)")
         self.num_audio_clips = int(num_audio_clips)
         self.num_video_query_tokens = int(num_video_query_tokens)
         self.num_audio_query_tokens = int(num_audio_query_tokens)
@@ -197,8 +181,6 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         self.asr_model = asr_model
         self.face_landmarker_path = face_landmarker_path
         self.cache_dir = cache_dir
-        if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
-            raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
         self.audio_stream = audio_stream
         self.max_prompt_length = None if max_prompt_length is None else int(max_prompt_length)
         self.qformer_max_length = int(qformer_max_length)
@@ -402,7 +384,10 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             clue_masks: [T, R, P] bool masks, instead of landmarks.
             num_frames, fps, do_sample_frames, input_data_format: frame sampling, as the video processor takes
                 them (default: its ``num_frames`` for files; given frames are kept unless these ask otherwise).
+            do_rescale, rescale_factor, do_normalize, image_mean, image_std, do_convert_rgb: the video
+                processor's pixel settings for this call.
             use_audio_in_video: the video's own sound becomes audio tokens (default True).
+            return_mm_token_type_ids: also return transformers' ``mm_token_type_ids`` (0 text, 2 video, 3 audio).
             sampling_rate: of ``audio`` arrays.
             padding (True / "longest", "max_length" with ``max_length``, False), padding_side ("left" by
                 default, for generation), pad_to_multiple_of, add_special_tokens, return_tensors ("pt").
@@ -430,7 +415,8 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
                     **shared,
                 )
             )
-        return self.collate(samples, text, answer_spans, **kwargs)
+        pixel_kwargs = {key: kwargs.pop(key) for key in PIXEL_KWARGS if key in kwargs}
+        return self.collate(samples, text, answer_spans, pixel_kwargs=pixel_kwargs, **kwargs)
 
     def collate(
         self,
@@ -439,7 +425,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         answer_spans: list[list[tuple[int, int]]] | None = None,
         *,
         use_audio_in_video: bool = True,
-        padding: bool | str = True,
+        padding: bool | str | None = None,
         padding_side: str = "left",
         max_length: int | None = None,
         pad_to_multiple_of: int | None = None,
@@ -448,11 +434,15 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         return_tensors: str | None = "pt",
         return_attention_mask: bool = True,
         return_metadata: bool = False,
+        return_mm_token_type_ids: bool = False,
+        pixel_kwargs: dict | None = None,
         verbose: bool = True,
     ) -> BatchFeature:
         """Tensors of prepared samples and their rendered prompts: pads T, U and the text across the batch,
         expands the placeholders, and supervises the characters in ``answer_spans`` (``labels``). Without
-        ``text``, each sample gets the EMER prompt with its subtitle."""
+        ``text``, each sample gets the EMER prompt with its subtitle. ``pixel_kwargs`` go to the video processor
+        (``do_rescale``, ``do_normalize``, ...); unset ``padding`` / ``max_length`` are the tokenizer's saved
+        defaults, else the longest row."""
         if text is None:
             text, _ = self.render_conversations([self.emer_conversation(subtitle=s.subtitle) for s in samples])
         if len(text) != len(samples):
@@ -462,7 +452,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
                 f"truncation={truncation!r}: MicroEmo does not truncate prompts, since a cut could fall inside the "
                 "expanded video / audio tokens; shorten the text or lower max_utterances instead"
             )
-        data = self.video_processor.batch_pixel_values([s.video for s in samples])
+        data = self.video_processor.batch_pixel_values([s.video for s in samples], **(pixel_kwargs or {}))
         t_max = data["frame_mask"].shape[1]
         data.update(frame_arrays(samples, t_max, self.num_patches, self.qformer_tokenizer, self.qformer_max_length))
         # Audio: the caller's waveform, or the video's sound unless use_audio_in_video=False.
@@ -479,12 +469,11 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             prompts.tokenize(text[b], answer_spans[b], len(sample.utterances), uses_audio[b], add_special_tokens, b)
             for b, sample in enumerate(samples)
         ]
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        data.update(pad_token_rows(
-            rows, pad, padding=padding, padding_side=padding_side, max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of, return_tensors=return_tensors,
-        ))  # fmt: skip
+        data.update(self._pad(rows, padding, padding_side, max_length, pad_to_multiple_of, return_tensors))
         keys = [*self.model_input_names, *(["labels"] if any(answer_spans) else [])]
+        if return_mm_token_type_ids:  # transformers' modality ids: 0 text, 2 video, 3 audio
+            data["mm_token_type_ids"] = prompts.token_types(data["input_ids"])
+            keys.append("mm_token_type_ids")
         if not return_attention_mask:
             keys.remove("attention_mask")
         if return_metadata:
@@ -495,6 +484,17 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             features["utterance_spans"] = [[(s.start, s.end, s.text) for s in sample.utterances] for sample in samples]
             features["notes"] = notes
         return features
+
+    def _pad(self, rows, padding, padding_side, max_length, pad_to_multiple_of, return_tensors) -> dict[str, np.ndarray]:
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        # Unset padding options are the tokenizer's saved defaults, as in transformers' processors (else longest).
+        defaults = getattr(self.tokenizer, "init_kwargs", {})
+        padding = defaults.get("padding", True) if padding is None else padding
+        max_length = defaults.get("max_length") if max_length is None and padding == "max_length" else max_length
+        return pad_token_rows(
+            rows, pad, padding=padding, padding_side=padding_side, max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of, return_tensors=return_tensors,
+        )  # fmt: skip
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -512,7 +512,17 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             type(self).register_for_auto_class()
         if type(self.video_processor)._auto_class is None:
             type(self.video_processor).register_for_auto_class("AutoVideoProcessor")
-        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        # transformers writes the auto_map into the saved files and, as a side effect, onto the objects saved:
+        # keep the objects as they were, so that a saved processor equals its reloaded copy.
+        objects = [self, self.video_processor, self.feature_extractor]
+        before = [obj.__dict__.get("auto_map", None) for obj in objects]
+        try:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:
+            for obj, value in zip(objects, before, strict=True):
+                obj.__dict__.pop("auto_map", None)
+                if value is not None:
+                    obj.auto_map = value
 
     def post_process_emotions(self, texts: str | Sequence[str]) -> list[str] | list[list[str]]:
         """The emotion labels each generated explanation names (judge-free; see ``emotion_words.py``)."""
@@ -528,6 +538,38 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         """The LLM tokenizer's ``decode``."""
         return self.tokenizer.decode(*args, **kwargs)
 
+
+
+def _check_settings(
+    tokenizer, qformer_tokenizer, extra: dict, audio_feature_layout: str, utterance_source: str, asr_model, audio_stream
+) -> str:
+    """Refuse what ``MicroEmoProcessor.__init__`` cannot use; returns the utterance source (an old ``"vad"`` read as
+    the default detector)."""
+    if tokenizer is None or qformer_tokenizer is None:
+        raise ValueError("MicroEmoProcessor needs a `tokenizer` and a `qformer_tokenizer`")
+    for name in extra:
+        if name in ("num_frames", "fps", "max_frames", "image_processor"):
+            raise TypeError(
+                f"MicroEmoProcessor takes no `{name}`: the video processor owns frame sampling and pixel values "
+                f"(MicroEmoVideoProcessor({'size' if name == 'image_processor' else name}=...), or "
+                "MicroEmoProcessor.from_model_config(config, tokenizer, qformer_tokenizer, num_frames=...))"
+            )
+        raise TypeError(f"MicroEmoProcessor got an unexpected argument `{name}`")
+    for name in ("video_token", "audio_token"):
+        token = getattr(tokenizer, name, None) or f"<{name.split('_')[0]}>"
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+            raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
+    if audio_feature_layout not in ("imagebind", "native"):
+        raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
+    if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
+        utterance_source = DEFAULT_DETECTOR
+    if utterance_source not in (*DETECTORS, "asr", "none"):
+        raise ValueError(f"utterance_source must be 'silero', 'energy', 'asr' or 'none', got {utterance_source!r}")
+    if utterance_source == "asr" and not asr_model:
+        raise ValueError("utterance_source='asr' needs asr_model (a transformers ASR model id or folder)")
+    if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
+        raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
+    return utterance_source
 
 
 __all__ = ["DEFAULT_QUESTION", "MicroEmoProcessor", "PreparedSample", "VIDEO_PART_EXTRAS", "default_feature_extractor"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 
 class PromptTokenizer:
     """The processor's LLM tokenizer with its placeholder counts (``MicroEmoProcessor.prompt_tokenizer()``).
@@ -25,6 +27,11 @@ class PromptTokenizer:
         self.max_prompt_length = max_prompt_length
         self.video_token = getattr(tokenizer, "video_token", None) or "<video>"
         self.audio_token = getattr(tokenizer, "audio_token", None) or "<audio>"
+
+    def token_types(self, input_ids: np.ndarray) -> np.ndarray:
+        """transformers' ``mm_token_type_ids`` of padded ids: 0 text, 2 video, 3 audio."""
+        video_id, audio_id = (self.tokenizer.convert_tokens_to_ids(t) for t in (self.video_token, self.audio_token))
+        return np.where(input_ids == video_id, 2, np.where(input_ids == audio_id, 3, 0))
 
     def num_video_tokens(self, num_utterances: int) -> int:
         """Placeholder count of the video: one window, plus one per utterance with utterance windows."""

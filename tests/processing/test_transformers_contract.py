@@ -210,3 +210,49 @@ def test_auto_video_processor_loads_ours_without_the_project(processor, tmp_path
     assert report["class"] == "MicroEmoVideoProcessor"
     assert report["shape"] == [1, 4, 3, 64, 64]
     assert np.allclose(report["times"], [0.2, 0.7, 1.2, 1.7], atol=0.11)
+
+
+def test_pixel_keywords_act_and_a_keyword_given_twice_is_refused(processor):
+    frames = np.full((2, 32, 32, 3), 200, np.uint8)
+    raw = processor(videos=frames, do_rescale=False, do_normalize=False, **NO_FACE)
+    assert torch.allclose(raw["pixel_values"], torch.tensor(200.0), atol=0.5)
+    nested = processor(videos=frames, videos_kwargs={"do_normalize": False}, common_kwargs={"return_tensors": "pt"},
+                       return_tensors="pt", **NO_FACE)  # fmt: skip
+    assert float(nested["pixel_values"].max()) <= 1.0  # rescaled, not normalised
+    with pytest.raises(ValueError, match="`do_normalize` is given twice, directly and in videos_kwargs"):
+        processor(videos=frames, videos_kwargs={"do_normalize": False}, do_normalize=False, **NO_FACE)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['size'\]"):
+        processor(videos=frames, size={"height": 32, "width": 32}, **NO_FACE)
+
+
+def test_mm_token_type_ids_mark_video_and_audio_tokens(processor, config, face_video, assets):
+    out = processor(videos=face_video, utterances=assets / "face_speech.srt", return_mm_token_type_ids=True)
+    types = out["mm_token_type_ids"][0]
+    assert torch.equal(types == 2, out["input_ids"][0] == config.video_token_id)
+    assert torch.equal(types == 3, out["input_ids"][0] == config.audio_token_id)
+    assert int((types == 2).sum()) == config.num_video_tokens(2) and int((types == 3).sum()) == config.num_audio_query_tokens
+
+
+def test_the_tokenizers_saved_padding_is_the_default(config):
+    tokenizer = build_tiny_llm_tokenizer()
+    tokenizer.init_kwargs.update(padding="max_length", max_length=300)
+    processor = MicroEmoProcessor.from_model_config(config, tokenizer, build_tiny_qformer_tokenizer())
+    out = processor(videos=np.zeros((2, 32, 32, 3), np.uint8), **NO_FACE)
+    assert out["input_ids"].shape[1] == 300
+    assert processor(videos=np.zeros((2, 32, 32, 3), np.uint8), padding=True, **NO_FACE)["input_ids"].shape[1] < 300
+
+
+def test_saving_leaves_the_processor_equal_to_its_reloaded_copy_and_loads_without_remote_code(processor, tmp_path):
+    """With the project installed, the Auto classes know MicroEmo's processor like a library model's."""
+    from transformers import AutoProcessor, AutoVideoProcessor
+
+    before = processor.to_dict()
+    processor.save_pretrained(tmp_path / "saved")
+    assert processor.to_dict() == before
+    reloaded = MicroEmoProcessor.from_pretrained(tmp_path / "saved")
+    reloaded.save_pretrained(tmp_path / "again")
+    again = MicroEmoProcessor.from_pretrained(tmp_path / "again")
+    assert again.to_dict() == reloaded.to_dict()
+    assert repr(again.video_processor) == repr(reloaded.video_processor)
+    assert isinstance(AutoVideoProcessor.from_pretrained(tmp_path / "saved"), MicroEmoVideoProcessor)
+    assert isinstance(AutoProcessor.from_pretrained(tmp_path / "saved"), MicroEmoProcessor)
