@@ -333,16 +333,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from microemo import sharding
 
-    if args.num_processes > 1 and not sharding.in_launched_run():  # start the processes; each comes back here
-        arguments = sharding.forwarded_arguments(args.predict_parser, args, leave_out={"num_processes"})
-        code = sharding.launch(args.num_processes, "microemo.predict", arguments)
-        if code:
-            return code
-        # The processes exit 0 when they finished (torchrun takes any other status for a crash); the main one
-        # printed the summary, and the status of failed videos comes from the merged rows.
-        merged = sharding.read_rows(args.output)
-        paths = select_videos(args.videos, read_names(args.names) if args.names else None)
-        return 3 if any(merged[path.stem]["error"] for path in paths) else 0
+    if args.num_processes != 1 and not sharding.in_launched_run():  # start the processes; each comes back here
+        return sharding.launch_predict(args)
     state = sharding.process_state(args.device) if sharding.in_launched_run() else None
     judge = None
     if args.judge_model:

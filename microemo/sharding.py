@@ -202,9 +202,24 @@ def launch_command(num_processes: int, module: str, arguments: Sequence[str]) ->
 
 def launch(num_processes: int, module: str, arguments: Sequence[str], **popen: Any) -> int:
     """Run :func:`launch_command` and return its exit status (the first failing process's)."""
-    if num_processes < 2:
-        raise ValueError(f"--num-processes must be at least 2 to launch processes, got {num_processes}")
+    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 2:
+        raise ValueError(f"--num-processes must be a whole number >= 1 (2 or more to launch), got {num_processes!r}")
     return subprocess.call(launch_command(num_processes, module, arguments), **popen)
+
+
+def launch_predict(args: argparse.Namespace) -> int:
+    """``microemo predict --num-processes N``: the same command in N processes under accelerate's launcher; exit
+    status 3 when some video failed, as one process gives."""
+    from microemo.predict import read_names, select_videos
+
+    code = launch(args.num_processes, "microemo.predict", forwarded_arguments(args.predict_parser, args, {"num_processes"}))
+    if code:
+        return code
+    # The processes exit 0 once they finished (torchrun takes any other status for a crash); the main one printed
+    # the summary, and whether some video failed is in the merged rows.
+    merged = read_rows(args.output)
+    paths = select_videos(args.videos, read_names(args.names) if args.names else None)
+    return 3 if any(merged[path.stem]["error"] for path in paths) else 0
 
 
 def default_num_workers(device: str | None = None) -> int:

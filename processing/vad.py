@@ -6,8 +6,9 @@ post-processing settings on the scores:
 
 1. :func:`frame_scores`: one score per analysis frame. ``"silero"``: silero-vad's speech
    probability per 32 ms chunk (MIT licence; the ONNX and TorchScript models ship inside the PyPI
-   wheel, so nothing is downloaded; ONNX through onnxruntime by default, about 2x faster, the
-   TorchScript model without onnxruntime). ``"energy"``: the frame level in dB above the recording's noise
+   wheel, so nothing is downloaded; ONNX through onnxruntime by default, several times faster at
+   16 kHz, where the wheel's sequence model scores every chunk in one call; the TorchScript model
+   without onnxruntime). ``"energy"``: the frame level in dB above the recording's noise
    floor (its 10th percentile), 30 ms frames every 10 ms.
 2. :func:`spans_from_scores`: frames at or above ``threshold`` start speech, speech lasts while the
    score stays at or above ``offset_threshold`` (hysteresis); silences shorter than
@@ -49,6 +50,8 @@ SILERO_CHUNK = {8_000: 256, 16_000: 512}  # samples per probability (32 ms)
 SILERO_CONTEXT = {8_000: 32, 16_000: 64}  # samples of the previous chunk the ONNX model sees before each chunk
 # The same silero-vad model in the two forms its wheel ships; they give the same spans on the VAD benchmark's clips.
 SILERO_RUNTIMES = ("onnx", "torchscript")
+SILERO_ONNX_SEQUENCE = "silero_vad_16k_sequence.onnx"  # 16 kHz: every chunk in one call
+SILERO_ONNX_CHUNK = "silero_vad.onnx"  # 8 and 16 kHz: one chunk a call, the state passed on
 
 # Defaults chosen on the benchmark's tuning set (bench_vad.md: the best mean utterance F1 over clean
 # speech and 20 / 10 / 5 dB of white noise, babble and music, for both detectors).
@@ -152,11 +155,10 @@ def default_silero_runtime() -> str:
     return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torchscript"
 
 
-def _silero_model_path(runtime: str = "torchscript") -> Path:
+def _silero_model_path(name: str = "silero_vad.jit") -> Path:
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("silero-vad is not installed (pip install silero-vad)")
-    name = "silero_vad.onnx" if runtime == "onnx" else "silero_vad.jit"
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
     if not path.is_file():
         raise ImportError(f"silero-vad is installed but its model file is missing ({path})")
@@ -169,7 +171,7 @@ def _silero_model(runtime: str | None = None):
     if runtime not in SILERO_RUNTIMES:
         raise ValueError(f"silero runtime must be one of {SILERO_RUNTIMES}, got {runtime!r}")
     if runtime == "onnx":
-        return _silero_onnx_session()
+        return _silero_onnx_session(SILERO_ONNX_SEQUENCE), _silero_onnx_session(SILERO_ONNX_CHUNK)
     with _SILERO_LOCK:
         model = _SILERO_MODELS.get("jit")
         if model is None:
@@ -189,11 +191,11 @@ def _silero_model(runtime: str | None = None):
         return model
 
 
-def _silero_onnx_session():
+def _silero_onnx_session(name: str):
     with _SILERO_LOCK:
-        session = _SILERO_MODELS.get("onnx")
+        session = _SILERO_MODELS.get(name)
         if session is None:
-            path = _silero_model_path("onnx")
+            path = _silero_model_path(name)
             try:
                 import onnxruntime
             except ImportError:
@@ -201,26 +203,32 @@ def _silero_onnx_session():
             options = onnxruntime.SessionOptions()
             # One 32 ms chunk at a time through a small recurrent net: more threads only add hand-offs.
             options.intra_op_num_threads = options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # graph-optimisation warnings about the packaged files are not for users
             session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-            _SILERO_MODELS["onnx"] = session
+            _SILERO_MODELS[name] = session
         return session
 
 
-def _silero_onnx_probs(session, waveform: np.ndarray, sampling_rate: int) -> np.ndarray:
-    """Per-chunk speech probabilities from the ONNX model, as the TorchScript model's ``audio_forward`` gives them:
+def _silero_onnx_probs(sessions, waveform: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Per-chunk speech probabilities from the ONNX models, as the TorchScript model's ``audio_forward`` gives them:
     the tail zero-padded to a whole chunk, the recurrent state from zeros, and each chunk preceded by the last
     samples of the one before (64 at 16 kHz, 32 at 8 kHz; zeros before the first), as silero-vad's own ONNX
-    wrapper feeds it."""
+    wrapper feeds it. At 16 kHz the sequence model takes every chunk in one call; at 8 kHz the chunk model is
+    called once per chunk."""
+    sequence, chunked = sessions
     chunk, context = SILERO_CHUNK[sampling_rate], SILERO_CONTEXT[sampling_rate]
     count = -(-waveform.size // chunk)
     padded = np.zeros(context + count * chunk, np.float32)
     padded[context : context + waveform.size] = waveform
+    windows = np.lib.stride_tricks.sliding_window_view(padded, context + chunk)[::chunk][:count]
+    if sampling_rate == 16_000:
+        zeros = np.zeros((1, 1, 128), np.float32)
+        return sequence.run(None, {"input": np.ascontiguousarray(windows), "h": zeros, "c": zeros})[0].astype(np.float64)
     state = np.zeros((2, 1, 128), np.float32)
     rate = np.array(sampling_rate, dtype=np.int64)
     probs = np.empty(count, np.float64)
     for index in range(count):
-        window = padded[None, index * chunk : context + (index + 1) * chunk]
-        output, state = session.run(None, {"input": window, "state": state, "sr": rate})
+        output, state = chunked.run(None, {"input": windows[index][None], "state": state, "sr": rate})
         probs[index] = output[0, 0]
     return probs
 

@@ -154,3 +154,10 @@ def test_the_default_workers_are_the_cores_left_after_generation(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four processes share the machine: 4 cores each
     assert sharding.default_num_workers("cuda:1") == 3
     assert sharding.default_num_workers("cpu") == 1  # at least one
+
+
+def test_a_number_of_processes_below_one_is_refused_by_name(model_dir, clips, tmp_path, capsys):
+    output = tmp_path / "out.jsonl"
+    assert main(["predict", str(clips), "--model", str(model_dir), "--output", str(output), "--num-processes", "0"]) == 1
+    assert "--num-processes must be a whole number >= 1 (2 or more to launch), got 0" in capsys.readouterr().err
+    assert not output.exists()
