@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = decode_video(long_video, 32).frames
         seconds, (landmarks, found) = timed(lambda: detect_landmarks(frames, mesh), args.repeats)
         results["face_mesh_fps"] = len(frames) / seconds
-        rows.append(("face mesh (legacy, 480x576)", f"{len(frames) / seconds:.0f} frames/s", f"{1000 * seconds / len(frames):.1f} ms/frame"))
+        rows.append((f"face mesh ({mesh.name}, 480x576)", f"{len(frames) / seconds:.0f} frames/s", f"{1000 * seconds / len(frames):.1f} ms/frame"))
         mesh.close()
 
         seconds, _ = timed(lambda: rasterize_clue_masks(landmarks, found, 224, 14), args.repeats)

@@ -135,3 +135,22 @@ def test_the_legacy_face_mesh_still_finds_the_face(face_video):
         mesh.close()
     assert found.all()
 
+
+def test_the_worker_starts_from_a_script_without_a_main_guard(tmp_path, face_video):
+    """Why the worker is a `python -c` child and not a spawn-context process pool: spawn re-runs an unguarded
+    script's top level in the child. Here the script's top level runs once and the worker answers."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from microemo.processing.face_mesh import FaceMeshWorker\n"
+        "from microemo.processing.video_io import decode_video\n"
+        "print('top level ran')\n"
+        "worker = FaceMeshWorker()\n"
+        f"print('found', worker.landmarks(decode_video({str(face_video)!r}, 2).frames)[1].tolist())\n"
+        "worker.close()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("top level ran") == 1 and "found [True, True]" in done.stdout
