@@ -1,5 +1,5 @@
-"""Collation helpers of MicroEmoProcessor: a prepared sample, its per-frame arrays, padded token rows, and the
-check of the call's keywords. This file ships to the Hub with the processor."""
+"""Helpers of MicroEmoProcessor: a prepared sample, its per-frame arrays, padded token rows, and the checks of the
+call's keywords and of the processor's settings. This file ships to the Hub with the processor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .utterances import Span
+from .vad import DEFAULT_DETECTOR, DETECTORS
 from .video_io import DecodedVideo
 from .video_processing_microemo import video_list
 
@@ -195,6 +196,38 @@ def check_call_kwargs(kwargs: dict, allowed: Sequence[str]) -> dict:
     return flat
 
 
+def check_settings(
+    tokenizer, qformer_tokenizer, extra: dict, audio_feature_layout: str, utterance_source: str, asr_model, audio_stream
+) -> str:
+    """Refuse what ``MicroEmoProcessor.__init__`` cannot use; returns the utterance source (an old ``"vad"`` read as
+    the default detector)."""
+    if tokenizer is None or qformer_tokenizer is None:
+        raise ValueError("MicroEmoProcessor needs a `tokenizer` and a `qformer_tokenizer`")
+    for name in extra:
+        if name in ("num_frames", "fps", "max_frames", "image_processor"):
+            raise TypeError(
+                f"MicroEmoProcessor takes no `{name}`: the video processor owns frame sampling and pixel values "
+                f"(MicroEmoVideoProcessor({'size' if name == 'image_processor' else name}=...), or "
+                "MicroEmoProcessor.from_model_config(config, tokenizer, qformer_tokenizer, num_frames=...))"
+            )
+        raise TypeError(f"MicroEmoProcessor got an unexpected argument `{name}`")
+    for name in ("video_token", "audio_token"):
+        token = getattr(tokenizer, name, None) or f"<{name.split('_')[0]}>"
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+            raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
+    if audio_feature_layout not in ("imagebind", "native"):
+        raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
+    if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
+        utterance_source = DEFAULT_DETECTOR
+    if utterance_source not in (*DETECTORS, "asr", "none"):
+        raise ValueError(f"utterance_source must be 'silero', 'energy', 'asr' or 'none', got {utterance_source!r}")
+    if utterance_source == "asr" and not asr_model:
+        raise ValueError("utterance_source='asr' needs asr_model (a transformers ASR model id or folder)")
+    if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
+        raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
+    return utterance_source
+
+
 def progress(items, description: str):
     """A progress bar over the samples of a large batch (4 or more), obeying transformers' progress switch."""
     from transformers.utils import logging as hf_logging
@@ -202,4 +235,4 @@ def progress(items, description: str):
     return hf_logging.tqdm(items, desc=description, unit="video", disable=len(items) < 4, leave=False)
 
 
-__all__ = ["PreparedSample", "batch_inputs", "check_call_kwargs", "frame_arrays", "frame_metadata", "pad_token_rows"]
+__all__ = ["PreparedSample", "batch_inputs", "check_call_kwargs", "check_settings", "frame_arrays", "frame_metadata", "pad_token_rows"]

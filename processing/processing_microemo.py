@@ -32,6 +32,7 @@ from .batching import (
     PreparedSample,
     batch_inputs,
     check_call_kwargs,
+    check_settings,
     frame_arrays,
     frame_metadata,
     pad_token_rows,
@@ -47,7 +48,7 @@ from .overlap import run_concurrently
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
-from .vad import DEFAULT_DETECTOR, DETECTORS, check_options
+from .vad import DEFAULT_DETECTOR, check_options
 from .video_io import DecodedVideo
 from .video_processing_microemo import MicroEmoVideoProcessor
 
@@ -178,7 +179,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         chat_template: str | None = None,
         **kwargs,
     ) -> None:
-        utterance_source = _check_settings(
+        utterance_source = check_settings(
             tokenizer, qformer_tokenizer, kwargs, audio_feature_layout, utterance_source, asr_model, audio_stream
         )
         video_processor = MicroEmoVideoProcessor() if video_processor is None else video_processor
@@ -577,38 +578,6 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         """The LLM tokenizer's ``decode``."""
         return self.tokenizer.decode(*args, **kwargs)
 
-
-
-def _check_settings(
-    tokenizer, qformer_tokenizer, extra: dict, audio_feature_layout: str, utterance_source: str, asr_model, audio_stream
-) -> str:
-    """Refuse what ``MicroEmoProcessor.__init__`` cannot use; returns the utterance source (an old ``"vad"`` read as
-    the default detector)."""
-    if tokenizer is None or qformer_tokenizer is None:
-        raise ValueError("MicroEmoProcessor needs a `tokenizer` and a `qformer_tokenizer`")
-    for name in extra:
-        if name in ("num_frames", "fps", "max_frames", "image_processor"):
-            raise TypeError(
-                f"MicroEmoProcessor takes no `{name}`: the video processor owns frame sampling and pixel values "
-                f"(MicroEmoVideoProcessor({'size' if name == 'image_processor' else name}=...), or "
-                "MicroEmoProcessor.from_model_config(config, tokenizer, qformer_tokenizer, num_frames=...))"
-            )
-        raise TypeError(f"MicroEmoProcessor got an unexpected argument `{name}`")
-    for name in ("video_token", "audio_token"):
-        token = getattr(tokenizer, name, None) or f"<{name.split('_')[0]}>"
-        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-            raise ValueError(f"the tokenizer has no {token} token: add it as a special token first")
-    if audio_feature_layout not in ("imagebind", "native"):
-        raise ValueError(f"audio_feature_layout must be 'imagebind' or 'native', got {audio_feature_layout!r}")
-    if utterance_source == "vad":  # saved before silero-vad became the default: the default detector
-        utterance_source = DEFAULT_DETECTOR
-    if utterance_source not in (*DETECTORS, "asr", "none"):
-        raise ValueError(f"utterance_source must be 'silero', 'energy', 'asr' or 'none', got {utterance_source!r}")
-    if utterance_source == "asr" and not asr_model:
-        raise ValueError("utterance_source='asr' needs asr_model (a transformers ASR model id or folder)")
-    if audio_stream is not None and (isinstance(audio_stream, bool) or not isinstance(audio_stream, int) or audio_stream < 0):
-        raise ValueError(f"audio_stream must be None or a stream index >= 0, got {audio_stream!r}")
-    return utterance_source
 
 
 __all__ = ["DEFAULT_QUESTION", "MicroEmoProcessor", "PreparedSample", "VIDEO_PART_EXTRAS", "default_feature_extractor"]
