@@ -381,6 +381,8 @@ class ChatTemplateMixin:
         continue_final_message: bool = False,
         return_assistant_tokens_mask: bool = False,
         processor_kwargs: dict | None = None,
+        tools: list | None = None,
+        documents: list | None = None,
         **kwargs,
     ):
         """Render one conversation or a batch, and with ``tokenize=True`` build the model inputs.
@@ -407,6 +409,9 @@ class ChatTemplateMixin:
         )
         conversations = conversation if is_batched else [conversation]
         conversations = [normalize_conversation(c, f"conversation {i}") for i, c in enumerate(conversations)]
+        # transformers' standard `tools` / `documents` (TRL always passes tools=None): None or empty renders nothing;
+        # given ones reach a template that reads them and are refused by one that does not, never dropped.
+        kwargs.update({name: value for name, value in (("tools", tools), ("documents", documents)) if value})
         options, template_kwargs = split_chat_kwargs(
             kwargs, self._resolve_chat_template(chat_template), self.call_keywords
         )

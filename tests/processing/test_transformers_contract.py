@@ -141,6 +141,20 @@ def test_unknown_keywords_are_refused_in_the_call_and_the_chat_template(processo
     assert processor.apply_chat_template(messages, chat_template=other, template_kwargs={"unused": 1}) == "hi"
 
 
+def test_the_standard_tools_and_documents_arguments_are_taken_not_swallowed(processor, face_video):
+    """TRL calls apply_chat_template(..., tools=None): None renders as nothing; tools given to a template that
+    has no tool use are refused, and a template that reads them gets them."""
+    conversation = processor.emer_conversation(face_video, utterances=[])
+    assert processor.apply_chat_template(conversation, tools=None, documents=None) == processor.apply_chat_template(
+        conversation
+    )
+    with pytest.raises(TypeError, match=r"\['tools'\], which is neither a processor argument"):
+        processor.apply_chat_template(conversation, tools=[{"name": "lookup"}])
+    template = "{% for t in tools %}{{ t['name'] }}:{% endfor %}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    messages = [{"role": "user", "content": "hi"}]
+    assert processor.apply_chat_template(messages, chat_template=template, tools=[{"name": "lookup"}]) == "lookup:hi"
+
+
 def test_num_multimodal_tokens_agree_with_the_expanded_prompt(processor, config, face_video, assets):
     counts = processor._get_num_multimodal_tokens(video_sizes=[(8, 64, 64), (8, 64, 64)], num_utterances=[2, 0],
                                                    audio_lengths=[16_000, 0])  # fmt: skip
