@@ -431,15 +431,14 @@ def detect_landmarks(
 
 def detect_all_faces(frames: np.ndarray, backend=None) -> list[list[np.ndarray]]:
     """Every face on every frame: per frame a list of [478, 3] float32 landmarks (x, y normalised), in the
-    backend's order. ``backend`` has a ``faces(frame)`` method (default: :class:`LegacyFaceMesh` with up to 4
-    faces)."""
+    backend's order. ``backend`` has a ``faces(frame)`` method (default: :func:`make_backend`'s, up to 4 faces)."""
     if isinstance(backend, FaceMeshWorker):
         return backend.all_faces(frames)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
     own_backend = backend is None
-    backend = backend or LegacyFaceMesh()
+    backend = backend or make_backend()
     try:
         per_frame = []
         for frame in frames:

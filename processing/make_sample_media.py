@@ -87,17 +87,19 @@ def envelope_at(audio: np.ndarray, times: np.ndarray, window: float = 0.08) -> n
 
 def face_photo() -> tuple[np.ndarray, np.ndarray]:
     """The astronaut photo cropped around the face (upright, 240 x 288), and its face-mesh landmarks in pixels."""
-    import mediapipe as mp
     from skimage import data
 
+    from .face_mesh import detect_landmarks, shared_worker
+
     image = data.astronaut()[0:288, 105:345].copy()  # face centred, shoulders below
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
-        result = mesh.process(image)
-    if not result.multi_face_landmarks:
+    # The processor's own face mesh, in its worker process: a mediapipe graph created in this process would stop
+    # it from forking workers that make their own (pytest builds the dialogue clip in its own process).
+    landmarks, found = detect_landmarks(image[None], shared_worker())
+    if not found[0]:
         raise SystemExit("mediapipe found no face on the astronaut photo")
     h, w = image.shape[:2]
-    points = np.array([[p.x * w, p.y * h] for p in result.multi_face_landmarks[0].landmark])
-    return image, points
+    points = landmarks[0, :, :2] * np.array([w, h], dtype=np.float32)
+    return image, points.astype(np.float64)
 
 
 def warp(image: np.ndarray, points: np.ndarray, mouth_open: float, brow_raise: float) -> np.ndarray:
