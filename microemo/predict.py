@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from microemo.outputs import OutputLock, append_row, plan_resume, read_rows, unreadable_reason
-from microemo.processing.video_io import probe_video
-from microemo.timeline import explain, explain_segments, face_fields, prepare_video
 
 if TYPE_CHECKING:  # torch is imported where it is used: `microemo predict --help` must not wait for it
     import torch
@@ -132,6 +130,9 @@ class _Videos:
             if reason is not None:
                 raise FileNotFoundError(reason)
             subtitle = self.subtitles.get(video)
+            from microemo.processing.video_io import probe_video
+            from microemo.timeline import prepare_video
+
             if self.segment_seconds and probe_video(video).duration > self.segment_seconds:
                 return {"video": video, "segmented": True, "subtitle": subtitle}
             sample = prepare_video(self.processor, video, utterances=str(subtitle) if subtitle else None, face=self.face)
@@ -237,6 +238,8 @@ class Predictor:
         explanations = [t.strip() for t in self.processor.batch_decode(
             generated[:, model_inputs["input_ids"].shape[1] :], skip_special_tokens=True)]  # fmt: skip
         labels, source, label_errors = self._labels(explanations)
+        from microemo.timeline import face_fields
+
         rows = []
         for b, item in enumerate(good):
             sample = item["sample"]
@@ -252,6 +255,8 @@ class Predictor:
 
     def _predict_one(self, item: dict) -> dict:
         """A video's row on its own: segment by segment when it is long, with a timeline when asked."""
+        from microemo.timeline import explain, explain_segments
+
         try:
             if item.get("segmented"):
                 fields = explain_segments(self, item["video"], segment_seconds=self.segment_seconds,

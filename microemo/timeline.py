@@ -72,13 +72,13 @@ def embed_shared(model, inputs: dict[str, Any]) -> torch.Tensor:
     input_ids = inputs["input_ids"]
     rows = input_ids.shape[0]
     embeds = model.get_input_embeddings()(input_ids)
-    video, _ = model.get_video_features(
+    video = torch.cat(model.get_video_features(
         inputs["pixel_values"], inputs["frame_mask"], inputs["qformer_input_ids"], inputs["qformer_attention_mask"],
         inputs["clue_masks"], inputs["utterance_frame_mask"],
-    )  # fmt: skip
+    ).pooler_output)  # fmt: skip
     filled = [(config.video_token_id, video, "video")]
     if inputs["audio_clip_mask"].any():
-        audio, _ = model.get_audio_features(inputs["audio_values"], inputs["audio_clip_mask"])
+        audio = torch.cat(model.get_audio_features(inputs["audio_values"], inputs["audio_clip_mask"]).pooler_output)
         filled.append((config.audio_token_id, audio, "audio"))
     for token_id, features, modality in filled:
         mask = input_ids == token_id

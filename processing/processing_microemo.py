@@ -581,3 +581,18 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
 
 
 __all__ = ["DEFAULT_QUESTION", "MicroEmoProcessor", "PreparedSample", "VIDEO_PART_EXTRAS", "default_feature_extractor"]
+
+
+# With the project installed, the Auto classes find the processor and its video processor for MicroEmo's config like
+# a library model's (no trust_remote_code). A Hub copy of this file has another module name and skips this: its
+# saved auto_map serves remote code. (transformers' remote-code import check ignores imports inside `try`.)
+if __name__ == "microemo.processing.processing_microemo":
+    try:
+        from transformers import AutoProcessor, AutoVideoProcessor
+
+        from microemo.modeling_microemo.configuration_microemo import MicroEmoConfig
+    except ImportError:  # a partial install without the model package: nothing to register for
+        MicroEmoConfig = None
+    if MicroEmoConfig is not None:
+        AutoProcessor.register(MicroEmoConfig, MicroEmoProcessor, exist_ok=True)
+        AutoVideoProcessor.register(MicroEmoConfig, MicroEmoVideoProcessor, exist_ok=True)

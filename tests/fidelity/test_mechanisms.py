@@ -32,9 +32,8 @@ def model() -> MicroEmoForConditionalGeneration:
 def video_windows(model, pixel_values, frame_mask, utterance_frame_mask) -> list[list[torch.Tensor]]:
     """Per sample, its windows in output order, each [V, D]."""
     with torch.no_grad():
-        embeds, counts = model.model.get_video_features(pixel_values, frame_mask, utterance_frame_mask=utterance_frame_mask)
+        rows = model.model.get_video_features(pixel_values, frame_mask, utterance_frame_mask=utterance_frame_mask).pooler_output
     v = model.config.num_video_query_tokens
-    rows = embeds.split((counts * v).tolist())
     return [list(sample.split(v)) for sample in rows]
 
 
