@@ -32,10 +32,12 @@ class StandInProcessor:
 
     model_input_names = ["input_ids"]
 
-    def prepare_sample(self, path: str, utterances=None):
+    utterance_source = "none"
+
+    def prepare_sample(self, path: str, utterances=None, num_frames=None, face=None):
         if Path(path).read_bytes().startswith(b"BROKEN"):
             raise ValueError(f"{path}: cannot decode")
-        return SimpleNamespace(subtitle="", utterances=[], face_found=np.ones(2, bool))
+        return SimpleNamespace(subtitle="", utterances=[], face_found=np.ones(2, bool), notes=[])
 
     def emer_conversation(self, subtitle=None, question=None):
         return [{"role": "user", "content": subtitle or ""}]
