@@ -26,7 +26,7 @@ import numpy as np
 from transformers import BatchFeature
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
-from .audio_features import batch_audio_features, default_feature_extractor, load_sample_audio
+from .audio_features import batch_audio_features, default_feature_extractor
 from .audio_io import SAMPLING_RATE, cut_clips
 from .batching import (
     PreparedSample,
@@ -42,9 +42,9 @@ from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixi
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
-from .face_tracking import check_face_option, choice_notes, choose_face
+from .face_tracking import check_face_option
 from .input_checks import check_placeholder_tokens
-from .overlap import run_concurrently
+from .media_stages import run_media_stages
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
@@ -345,44 +345,13 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             video, num_frames=num_frames, fps=fps, do_sample_frames=do_sample_frames, frame_timestamps=frame_timestamps,
             video_metadata=video_metadata, input_data_format=input_data_format,
         )  # fmt: skip
-        source = decoded.path or "video"
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
-        face = self.face if face is None else check_face_option(face)
-        # With `face` set the people are tracked: the face chain finds every face and the choice, which needs the
-        # sound's loudness, comes after the join; otherwise the face chain is the whole clue stage.
-        track = face is not None and landmarks is None and clue_masks is None
-        face_stage = self.face_clue_stage()
-
-        def face_chain():
-            if track:
-                from .face_mesh import detect_all_faces, shared_worker
-
-                return detect_all_faces(decoded.frames, shared_worker(self.face_landmarker_path))
-            return face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
-
-        def sound_chain() -> tuple:
-            sound_notes: list[str] = []
-            waveform = load_sample_audio(
-                audio, decoded, sampling_rate=sampling_rate, audio_stream=self.audio_stream, notes=sound_notes,
-                source=source,
-            )  # fmt: skip
-            spans, utterance_frame_mask = self.utterance_stage()(decoded, utterances, waveform, sound_notes, source)
-            return waveform, spans, utterance_frame_mask, sound_notes
-
-        # The face mesh runs in its worker process (a thread waits for it) while the sound chain runs here.
-        faces, (waveform, spans, utterance_frame_mask, sound_notes) = run_concurrently(
-            face_chain, sound_chain, overlap=self.overlap_stages
-        )
-        notes: list[str] = list(decoded.notes)  # what decoding could not do (frames that stop early, conversions)
-        choice = None
-        if track:
-            choice = choose_face(faces, decoded.timestamps, waveform, SAMPLING_RATE, face=face, source=source)
-            notes.extend(choice_notes(choice))
-            faces = face_stage(decoded, landmarks=choice.landmarks, clue_masks=None, sampling=sampling, source=source)
-        if not faces.face_found.any():
-            notes.append("no face found: the local clue path is off for every frame")
-            logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
-        notes += sound_notes
+        faces, waveform, spans, utterance_frame_mask, notes, choice = run_media_stages(
+            decoded, self.face_clue_stage(), self.utterance_stage(), sampling=sampling,
+            face=self.face if face is None else check_face_option(face), landmarks=landmarks, clue_masks=clue_masks,
+            audio=audio, sampling_rate=sampling_rate, utterances=utterances, audio_stream=self.audio_stream,
+            face_landmarker_path=self.face_landmarker_path, overlap=self.overlap_stages,
+        )  # fmt: skip
         return PreparedSample(
             video=decoded,
             landmarks=faces.landmarks,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from microemo.presets import tiny_random_config
-from microemo.processing import processing_microemo
+from microemo.processing import media_stages
 from microemo.processing.processing_microemo import MicroEmoProcessor
 from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
 from microemo.processing.video_io import MediaError
@@ -52,7 +52,7 @@ def test_overlapped_and_in_order_preparation_give_the_same_sample(processor, mon
 
 def test_the_chains_do_overlap(processor, monkeypatch):
     calls = []
-    monkeypatch.setattr(processing_microemo, "run_concurrently",
+    monkeypatch.setattr(media_stages, "run_concurrently",
                         lambda first, second, overlap: calls.append(overlap) or (first(), second()))  # fmt: skip
     processor.prepare_sample(str(ASSETS / "noface_speech.mp4"))
     assert calls == [True]
@@ -71,4 +71,5 @@ def test_a_failing_sound_chain_raises_as_without_overlap(processor, tmp_path):
 
 def test_the_saved_processor_ships_the_overlap_file(processor, tmp_path):
     processor.save_pretrained(tmp_path)
-    assert (tmp_path / "processing_microemo.py").is_file() and (tmp_path / "overlap.py").is_file()
+    for name in ("processing_microemo.py", "media_stages.py", "overlap.py"):
+        assert (tmp_path / name).is_file(), name
