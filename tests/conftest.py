@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +26,27 @@ def make_model() -> Callable[..., MicroEmoForConditionalGeneration]:
 @pytest.fixture
 def tiny_model(make_model) -> MicroEmoForConditionalGeneration:
     return make_model()
+
+
+@pytest.fixture(scope="session")
+def save_tiny_model() -> Callable[..., Path]:
+    """``save(folder, **processor_options)``: a tiny random MicroEmo (seed 0) saved as every command saves one:
+    weights, remote code, processor, pipeline file and card."""
+
+    def save(folder: Path, **processor_options) -> Path:
+        from microemo.hub import CardInfo, save_model_folder
+        from microemo.processing.processing_microemo import MicroEmoProcessor
+        from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
+
+        config = tiny_random_config()
+        torch.manual_seed(0)
+        model = MicroEmoForConditionalGeneration(config)
+        processor = MicroEmoProcessor.from_model_config(
+            config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(), **processor_options
+        )
+        return save_model_folder(model, processor, folder, CardInfo(weights="random"))
+
+    return save
 
 
 def build_batch(

@@ -17,11 +17,6 @@ import torch
 
 from microemo import sharding
 from microemo.cli import main
-from microemo.hub import CardInfo, save_model_folder
-from microemo.modeling_microemo import MicroEmoForConditionalGeneration
-from microemo.presets import tiny_random_config
-from microemo.processing.processing_microemo import MicroEmoProcessor
-from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SOURCES = ["face_speech.mp4", "noface_speech.mp4", "face_rotated_vfr_silent.mp4"]
@@ -29,12 +24,8 @@ OPTIONS = ["--max-new-tokens", "5", "--batch-size", "1", "--num-workers", "0", "
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    config = tiny_random_config()
-    torch.manual_seed(0)
-    model = MicroEmoForConditionalGeneration(config)
-    processor = MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer())
-    return save_model_folder(model, processor, tmp_path_factory.mktemp("model"), CardInfo(weights="random"))
+def model_dir(tmp_path_factory, save_tiny_model) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

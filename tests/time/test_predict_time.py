@@ -6,24 +6,13 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from microemo.cli import main
-from microemo.hub import CardInfo, save_model_folder
-from microemo.modeling_microemo import MicroEmoForConditionalGeneration
-from microemo.presets import tiny_random_config
-from microemo.processing.processing_microemo import MicroEmoProcessor
-from microemo.processing.tiny_tokenizers import build_tiny_llm_tokenizer, build_tiny_qformer_tokenizer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    config = tiny_random_config()
-    torch.manual_seed(0)
-    model = MicroEmoForConditionalGeneration(config)
-    processor = MicroEmoProcessor.from_model_config(config, build_tiny_llm_tokenizer(), build_tiny_qformer_tokenizer(),
-                                                    utterance_source="energy")  # fmt: skip
-    return save_model_folder(model, processor, tmp_path_factory.mktemp("model"), CardInfo(weights="random"))
+def model_dir(tmp_path_factory, save_tiny_model):
+    return save_tiny_model(tmp_path_factory.mktemp("model"), utterance_source="energy")
 
 
 def _predict(model_dir, video, output, *options) -> dict:
