@@ -101,3 +101,32 @@ def test_the_pipelines_save_keeps_the_processor_and_gives_the_pipeline_back(pipe
     landmarks = face_landmarks(pipe.processor.num_frames, 0)
     first = pipe({"video": str(VIDEO), "landmarks": landmarks}, max_new_tokens=3)
     assert again({"video": str(VIDEO), "landmarks": landmarks}, max_new_tokens=3) == first
+
+
+def test_per_utterance_adds_a_timeline_answered_with_one_shared_encoding(pipe):
+    """The pipeline's per_utterance equals predict's timeline: same rows, same greedy words, one encoding."""
+    from microemo.timeline import predict_timeline
+
+    frames = pipe.processor.num_frames
+    item = {"video": str(VIDEO), "landmarks": face_landmarks(frames, 0), "utterances": str(VIDEO.with_suffix(".srt"))}
+    plain = pipe(dict(item), max_new_tokens=4)
+    calls = []
+    hook = pipe.model.model.vision_model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        result = pipe(dict(item), max_new_tokens=4, per_utterance=True)
+    finally:
+        hook.remove()
+    assert "timeline" not in plain and len(calls) == 1  # every row shares one pass of the frame encoder
+    assert result["explanation"] == plain["explanation"]  # the whole-video row is the plain answer
+    assert [(row["start"], row["end"], row["text"]) for row in result["timeline"]] == [
+        (u["start"], u["end"], u["text"]) for u in result["utterances"]
+    ] and len(result["timeline"]) == 2
+    sample = pipe.processor.prepare_sample(item["video"], utterances=item["utterances"], landmarks=item["landmarks"])
+    _, expected = predict_timeline(pipe.model, pipe.processor, sample, max_new_tokens=4)
+    assert [row["explanation"] for row in result["timeline"]] == [row["explanation"] for row in expected]
+    assert all(isinstance(row["labels"], list) for row in result["timeline"])
+
+
+def test_a_face_option_the_pipeline_cannot_use_is_refused_by_name(pipe):
+    with pytest.raises(ValueError, match="face"):
+        pipe(str(VIDEO), face="loudest", max_new_tokens=2)
