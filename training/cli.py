@@ -59,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-index", type=int, default=None, help="the shard this run prepares, 0 .. --num-shards - 1")
     parser.add_argument("--asr-model", help="utterances and their words (the rows' subtitles) from this "
                         "speech-recognition model where a row has no subtitle (e.g. openai/whisper-small)")
+    parser.add_argument("--face", help="with several people on screen, whose face gives the clues: speaker, largest, "
+                        "or an index (0 = leftmost); default: the processor's setting (the largest face of each frame)")
     parser.set_defaults(func=run)
 
 
@@ -80,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError("prepare-data jsonl needs the JSONL file")
             rows = jsonl_rows(args.jsonl)
         processor = MicroEmoProcessor.from_pretrained(args.processor)
+        if args.face is not None:
+            from microemo.processing.face_tracking import check_face_option
+
+            processor.face = check_face_option(args.face, "--face")
         if args.asr_model:
             from microemo.processing.asr import asr_kind
 

@@ -678,6 +678,8 @@ def preparation_key(rows: Rows, processor: MicroEmoProcessor, num_frames: int | 
         "max_utterances": getattr(processor, "max_utterances", None),
         "vad_options": getattr(processor, "vad_options", None),
         "asr_model": getattr(processor, "asr_model", None),
+        "face": getattr(processor, "face", None),  # whose clues the rows carry (prepare-data --face)
+        "min_patch_coverage": getattr(processor, "min_patch_coverage", None),
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
     return digest.hexdigest()
