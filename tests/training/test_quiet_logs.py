@@ -59,10 +59,12 @@ def test_the_demo_turns_the_trainers_bar_off_in_a_log(monkeypatch, tmp_path):
     from microemo import demo
 
     commands = []
-    monkeypatch.setattr(demo.subprocess, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(demo.subprocess, "run", lambda command, **kwargs: commands.append((command, kwargs["env"])))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
     demo._train(tmp_path / "model", quick=True)
-    command = commands[0]
+    command, env = commands[0]
     assert command[command.index("--disable_tqdm") + 1] == "True"
+    assert env["DS_ACCELERATOR"] == "cpu"  # DeepSpeed, where installed, is told the run is on the CPU: no warning
     data = Path(command[command.index("--dataset_path") + 1])
     assert data.is_file() and all(Path(p).is_absolute() for p in data.read_text().split('"') if p.endswith(".mp4"))
