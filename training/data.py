@@ -613,14 +613,7 @@ def write_prepared(
         {
             "key": preparation_key(rows, processor, num_frames),
             "counts": counts,
-            "processor": {
-                "num_frames": num_frames or processor.num_frames,
-                "image_size": processor.image_size,
-                "patch_size": processor.patch_size,
-                "clue_regions": list(processor.clue_regions),
-                "num_audio_clips": processor.num_audio_clips,
-                "utterance_source": processor.utterance_source,
-            },
+            "processor": preparation_settings(processor, num_frames),
         },
     )
     return PreparedData(output_dir=output_dir, counts=counts, bad=bad)
@@ -650,6 +643,23 @@ def read_split_file(path: str | os.PathLike) -> dict[str, list[str]]:
     return {"train": split["train"], "test": split["test"]}
 
 
+def preparation_settings(processor: MicroEmoProcessor, num_frames: int | None = None) -> dict[str, Any]:
+    """The processor settings prepared data depends on (recorded in ``prepare.json`` and part of its key)."""
+    return {
+        "num_frames": num_frames or processor.num_frames,
+        "image_size": processor.image_size,
+        "patch_size": processor.patch_size,
+        "clue_regions": list(processor.clue_regions),
+        "num_audio_clips": processor.num_audio_clips,
+        "utterance_source": processor.utterance_source,
+        "max_utterances": getattr(processor, "max_utterances", None),
+        "vad_options": getattr(processor, "vad_options", None),
+        "asr_model": getattr(processor, "asr_model", None),
+        "face": getattr(processor, "face", None),  # whose clues the rows carry (prepare-data --face)
+        "min_patch_coverage": getattr(processor, "min_patch_coverage", None),
+    }
+
+
 def preparation_key(rows: Rows, processor: MicroEmoProcessor, num_frames: int | None = None) -> str:
     """What prepared data depends on, hashed: every row's content (answers, subtitles, questions, the utterances'
     text and times, labels), each video file's size and modification time, and the processor's settings.
@@ -668,19 +678,7 @@ def preparation_key(rows: Rows, processor: MicroEmoProcessor, num_frames: int | 
         except OSError:
             digest.update(b"missing")
     digest.update(json.dumps(rows.bad, sort_keys=True, ensure_ascii=False).encode("utf-8"))
-    settings = {
-        "num_frames": num_frames or processor.num_frames,
-        "image_size": processor.image_size,
-        "patch_size": processor.patch_size,
-        "clue_regions": list(processor.clue_regions),
-        "num_audio_clips": processor.num_audio_clips,
-        "utterance_source": processor.utterance_source,
-        "max_utterances": getattr(processor, "max_utterances", None),
-        "vad_options": getattr(processor, "vad_options", None),
-        "asr_model": getattr(processor, "asr_model", None),
-        "face": getattr(processor, "face", None),  # whose clues the rows carry (prepare-data --face)
-        "min_patch_coverage": getattr(processor, "min_patch_coverage", None),
-    }
+    settings = preparation_settings(processor, num_frames)
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
     return digest.hexdigest()
 
