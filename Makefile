@@ -28,6 +28,7 @@ test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 	$(MAKE) wheel-check
+	$(MAKE) resolve-check
 
 # The installed package is whole: the wheel, installed outside the repository (dependencies borrowed from
 # $(VENV)), runs demo --quick, predict, evaluate and app --export-space (about 3 minutes on 2 cores).
