@@ -49,6 +49,26 @@ def save_tiny_model() -> Callable[..., Path]:
     return save
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, save_tiny_model) -> Path:
+    """A tiny random model folder per test module (modules that need other settings define their own)."""
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def one_thread_without_mediapipe():
+    """`import mediapipe` raises ImportError (inputs carry landmarks) and torch runs one thread: a tiny model gains
+    nothing from threads that fight the other processes of a shared machine (measured: 7x slower steps)."""
+    import sys
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "mediapipe", None)
+        yield
+    torch.set_num_threads(threads)
+
+
 def build_batch(
     config: MicroEmoConfig,
     frames: Sequence[int] = (4,),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +34,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def no_mediapipe():
-    """`import mediapipe` raises ImportError; one torch thread (a tiny model gains nothing from threads that fight
-    the other processes of a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "mediapipe", None)
-        yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pipe(folder, no_mediapipe):
+def pipe(folder, one_thread_without_mediapipe):
     return pipeline(TASK, model=str(folder), trust_remote_code=True)
 
 

@@ -20,11 +20,6 @@ VIDEOS = ["face_speech.mp4", "face_rotated_vfr_silent.mp4", "noface_speech.mp4"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, save_tiny_model) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     """The sample clips with their subtitle, a corrupt video and a file that is not a video."""
     folder = tmp_path_factory.mktemp("clips")

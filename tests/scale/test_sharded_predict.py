@@ -24,11 +24,6 @@ OPTIONS = ["--max-new-tokens", "5", "--batch-size", "1", "--num-workers", "0", "
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, save_tiny_model) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     """Eight clips (links to the three sample videos) and one corrupt file."""
     folder = tmp_path_factory.mktemp("clips")

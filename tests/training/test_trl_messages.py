@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,9 @@ ANSWERS = ("happy and surprised", "calm")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quiet_cpu():
-    """One torch thread and no MediaPipe: the rows carry landmarks, and a tiny model gains nothing from threads
-    that fight the other processes of a shared machine (measured: 7x slower steps with the default)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "mediapipe", None)
-        yield
-    torch.set_num_threads(threads)
+def quiet_cpu(one_thread_without_mediapipe):
+    """The rows carry landmarks: no MediaPipe, one torch thread (tests/conftest.py)."""
+    yield
 
 
 @pytest.fixture(scope="module")
