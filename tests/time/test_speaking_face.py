@@ -120,3 +120,15 @@ def test_no_face_anywhere_gives_no_choice_and_an_index_is_refused():
     assert choice.chosen == -1 and not choice.face_found.any()
     with pytest.raises(ValueError, match="no face was found"):
         choose_face([[], [], []], times, None, face=0)
+
+
+def test_the_clue_masks_come_from_the_chosen_persons_face(dialogue_clip, tiny_processor):
+    """The processor's clues are the chosen track's landmarks, not a fresh largest-face pass."""
+    path, _ = dialogue_clip
+    speaker = tiny_processor.prepare_sample(str(path), face="speaker")
+    found = speaker.face_found
+    assert found.any()
+    np.testing.assert_allclose(speaker.landmarks[found], np.asarray(speaker.face_choice.landmarks)[found][..., :3])
+    largest = tiny_processor.prepare_sample(str(path), face="largest")
+    assert speaker.face_choice.chosen != largest.face_choice.chosen
+    assert not np.array_equal(speaker.clue_masks, largest.clue_masks)
