@@ -9,15 +9,16 @@ JSON field may hold a real list.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["SampleTable", "read_samples", "align", "write_json_atomic"]
 
@@ -225,17 +226,25 @@ def align(predictions: SampleTable, references: SampleTable) -> list[str]:
     return list(references.values)
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path`` (never half-written)."""
+@contextlib.contextmanager
+def atomic_replace(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A stream to a temporary file beside ``path`` that replaces ``path`` when the block ends (synced first), or
+    is removed when the block raises: readers see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False, allow_nan=True)
+        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over ``path`` (never half-written)."""
+    with atomic_replace(path) as stream:
+        json.dump(data, stream, indent=2, ensure_ascii=False, allow_nan=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -81,17 +80,11 @@ def drop_partial_line(output: Path, complete_length: int) -> None:
 
 def rewrite_rows(output: Path, rows: Iterable[dict]) -> None:
     """Replace the file by ``rows`` atomically (a temporary file beside it, then a rename)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            for row in rows:
-                stream.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    from microemo.evaluation.io import atomic_replace
+
+    with atomic_replace(output, "wb") as stream:
+        for row in rows:
+            stream.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def append_row(output: Path, row: dict) -> None:
