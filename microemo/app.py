@@ -26,6 +26,9 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
+import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -54,6 +57,9 @@ SPACE_REQUIREMENTS = (
 SPACE_PACKAGES = ("microemo", "microemo.processing", "microemo.modeling_microemo")
 
 
+# The page's pictures are kept as long as Gradio keeps its copies (``delete_cache`` in build_app).
+PICTURE_SECONDS = 7200
+
 # A question is a sentence or two; a longer one only lengthens the prompt (its markup is removed like any data text).
 MAX_QUESTION_CHARS = 2_000
 
@@ -69,7 +75,7 @@ class Answer:
     status: str = ""
     explanation: str = ""
     labels: str = ""
-    picture: Any = None  # a PIL image
+    picture: str | None = None  # the path of a PNG file that is never rewritten
     found: list[list[str]] | None = None
 
     def outputs(self) -> tuple:
@@ -118,6 +124,12 @@ class EmotionPage:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
         self.predictor, self.max_seconds = predictor, float(max_seconds)
         self._draw_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
+        # Each picture is a new file. Gradio re-reads an output on every yield (one per token); a picture handed
+        # over as an image would be encoded again each time, into a file named by its content that identical
+        # requests share and rewrite in place, so a client could fetch it while it is empty. A file path is copied
+        # once, atomically, into Gradio's cache.
+        self.picture_folder = Path(tempfile.mkdtemp(prefix="microemo-app-pictures-"))
+        self._remove_pictures = weakref.finalize(self, shutil.rmtree, self.picture_folder, ignore_errors=True)
 
     @property
     def processor(self):
@@ -149,20 +161,29 @@ class EmotionPage:
                                    max_new_tokens=self.predictor.max_new_tokens)  # fmt: skip
         return rows
 
-    def draw(self, sample, name: str, timeline: list[dict] | None = None):
-        """The picture of the sampled frames, clue regions and the utterance / audio timeline (a PIL image; Gradio
-        keeps its own copy, which ``delete_cache`` removes)."""
-        from PIL import Image
-
+    def draw(self, sample, name: str, timeline: list[dict] | None = None) -> str:
+        """Draw the picture of the sampled frames, clue regions and the utterance / audio timeline into a new PNG
+        file of :attr:`picture_folder` and return its path. Pictures older than two hours are removed first."""
         from microemo.processing.visualize import draw_sample
 
+        self._remove_old_pictures()
         processor = self.processor
-        with self._draw_lock, tempfile.TemporaryDirectory(prefix="microemo-app-") as folder:
-            path = draw_sample(sample, Path(folder) / f"{Path(name).stem}.png", region_names=list(processor.clue_regions),
+        folder = self.picture_folder / uuid.uuid4().hex
+        folder.mkdir()
+        with self._draw_lock:
+            path = draw_sample(sample, folder / f"{Path(name).stem}.png", region_names=list(processor.clue_regions),
                                image_size=processor.image_size, patch_size=processor.patch_size,
                                num_audio_clips=processor.num_audio_clips, title=name, timeline=timeline)  # fmt: skip
-            with Image.open(path) as image:
-                return image.convert("RGB")  # read before the folder goes
+        return str(path)
+
+    def _remove_old_pictures(self, max_age: float = PICTURE_SECONDS) -> None:
+        oldest = time.time() - max_age
+        for folder in self.picture_folder.iterdir():
+            try:
+                if folder.stat().st_mtime < oldest:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:  # removed by a concurrent request
+                pass
 
     def stream(self, sample, question: str | None = None) -> tuple[dict, Iterator[str]]:
         """Start explaining one prepared sample: returns what the inputs hold (``audio``: whether audio tokens were
@@ -323,7 +344,7 @@ def build_app(page: EmotionPage, *, examples: list[list[Any]] | None = None, con
                 found = gr.Dataframe(headers=["what", "found"], label="What was found", interactive=False,
                                      wrap=True, elem_id="microemo-found")  # fmt: skip
         picture = gr.Image(label="What the model was given: sampled frames, clue regions, utterances, audio clips",
-                           type="pil", format="png", interactive=False, elem_id="microemo-picture")  # fmt: skip
+                           type="filepath", format="png", interactive=False, elem_id="microemo-picture")  # fmt: skip
         if examples:
             gr.Examples(examples=examples, inputs=[video, subtitles, question], label="Sample clips",
                         example_labels=[_example_label(row) for row in examples])  # fmt: skip

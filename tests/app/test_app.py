@@ -231,6 +231,41 @@ def test_four_requests_at_once_get_four_complete_answers(server):
 # The page's handler, without a server
 
 
+def test_each_picture_is_a_new_file_that_no_later_request_rewrites(page):
+    # Gradio re-reads the picture output on every yield; a file rewritten in place (as identical PIL pictures were,
+    # under one content-named path) could be fetched empty by a concurrent client.
+    first = [output[3] for output in page.explain(str(CLIP), None, None) if output[3] is not None]
+    assert len(first) > 2 and len(set(first)) == 1  # drawn once, handed over on each streamed yield
+    picture = Path(first[0])
+    assert picture.parent.parent == page.picture_folder
+    content = picture.read_bytes()
+    assert content.startswith(b"\x89PNG") and len(content) > 10_000
+    second = [output[3] for output in page.explain(str(CLIP), None, None) if output[3] is not None]
+    assert Path(second[-1]) != picture and Path(second[-1]).read_bytes() == content  # same clip, same picture
+    assert picture.read_bytes() == content
+
+
+def test_pictures_older_than_gradios_cache_are_removed_and_the_folder_goes_with_the_page(page):
+    import gc
+
+    from microemo.app import PICTURE_SECONDS
+
+    old, recent = page.picture_folder / "old", page.picture_folder / "recent"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "clip.png").write_bytes(b"png")
+    os.utime(old, (time.time() - PICTURE_SECONDS - 60,) * 2)
+    page._remove_old_pictures()
+    assert not old.exists() and (recent / "clip.png").is_file()
+
+    other = EmotionPage(page.predictor, max_seconds=5)
+    folder = other.picture_folder
+    assert folder.is_dir()
+    del other
+    gc.collect()
+    assert not folder.exists()
+
+
 def test_the_explanation_streams_token_by_token_and_ends_as_predict_decodes_it(page, model_dir):
     outputs = list(page.explain(str(CLIP), None, ""))
     texts = [out[1] for out in outputs if out[1]]
