@@ -200,13 +200,44 @@ def bare_pyav_audio(path: Path, rate: int = 16_000) -> np.ndarray:
     return np.concatenate(chunks, axis=1)[0]
 
 
-def bare_mediapipe():
-    """The floor for landmarks: mediapipe's face mesh, created once, called directly in this process with the
-    settings our legacy backend uses."""
-    from microemo.processing.face_mesh import _import_mediapipe
+class BareMediaPipe:
+    """The floor for landmarks: mediapipe called directly in this process, created once, with the settings of the
+    backend our worker uses (the Tasks FaceLandmarker with its model file; the legacy face mesh where only that is
+    installed). ``process(frame)`` returns mediapipe's own result, unconverted."""
 
-    return _import_mediapipe().solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
+    def __init__(self) -> None:
+        from microemo.processing.face_mesh import (
+            _import_mediapipe,
+            find_face_landmarker,
+            has_legacy_face_mesh,
+        )
+
+        self._mp = mp = _import_mediapipe()
+        try:
+            model = find_face_landmarker(download=not has_legacy_face_mesh(mp))
+        except FileNotFoundError:
+            model = None
+        if model is None:
+            self._legacy = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
                                                            refine_landmarks=True, min_detection_confidence=0.5)  # fmt: skip
+            self.process = self._legacy.process
+            return
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._legacy = None
+        self._landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model)), running_mode=vision.RunningMode.IMAGE, num_faces=4,
+        ))  # fmt: skip
+
+    def process(self, frame: np.ndarray):
+        return self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame))
+
+    def close(self) -> None:
+        (self._legacy or self._landmarker).close()
+
+
+def bare_mediapipe() -> BareMediaPipe:
+    return BareMediaPipe()
 
 
 def _timing(function, repeats: int, warmup: int = 1):

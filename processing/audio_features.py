@@ -16,7 +16,7 @@ import numpy as np
 
 from .audio_io import SAMPLING_RATE, cut_clips, load_audio_for_video, load_audio_stream, resample
 from .runtime import get_logger
-from .video_io import DecodedVideo, MediaError, NoAudioStreamError
+from .video_io import DecodedVideo, MediaError, NoAudioStreamError, VideoInfo
 
 logger = get_logger("processing")
 
@@ -61,7 +61,7 @@ def as_mono_waveform(audio, source: str, notes: list[str] | None = None) -> np.n
 
 def load_sample_audio(
     audio: str | os.PathLike | np.ndarray | None,
-    video: DecodedVideo,
+    video: DecodedVideo | VideoInfo,
     *,
     sampling_rate: int = SAMPLING_RATE,
     audio_stream: int | None = None,
@@ -69,7 +69,8 @@ def load_sample_audio(
     source: str = "video",
 ) -> np.ndarray | None:
     """The sample's waveform at 16 kHz mono: ``audio`` (a file or an array at ``sampling_rate``), else the video
-    file's own sound when it has one; None without sound. Which stream was heard, a mix-down and a missing or
+    file's own sound when it has one (of ``video`` only its ``path``, ``duration`` and ``has_audio`` are read: a
+    probe is enough); None without sound. Which stream was heard, a mix-down and a missing or
     unusable sound go to ``notes``."""
     waveform = None
     if isinstance(audio, (str, os.PathLike)):

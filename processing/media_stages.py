@@ -1,8 +1,12 @@
-"""The two independent chains of one sample, after decoding: faces (landmarks -> clue masks, or every face for
-the speaker choice) and sound (waveform -> utterance spans). The face mesh runs in its worker process while the
-sound chain runs in the caller (``overlap.py``); the speaker choice, which needs both, comes after the join."""
+"""The two independent chains of one sample: frames (decode -> landmarks -> clue masks, or every face for the
+speaker choice) and sound (waveform -> utterance spans). The frame chain runs in a thread (the face mesh in its
+worker process) while the sound chain runs in the caller (``overlap.py``); the sound chain needs only the video's
+length, which the probe gives before any frame is decoded. What needs both (each span's frames, the speaker
+choice) comes after the join."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,13 +17,15 @@ from .face_tracking import FaceChoice, choice_notes, choose_face
 from .overlap import run_concurrently
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
-from .video_io import DecodedVideo
+from .utterances import assign_frames
+from .video_io import DecodedVideo, VideoInfo
 
 logger = get_logger("processing")
 
 
 def run_media_stages(
-    decoded: DecodedVideo,
+    fetch: Callable[[], DecodedVideo],
+    media: DecodedVideo | VideoInfo,
     face_stage: FaceClueStage,
     utterance_stage: UtteranceStage,
     *,
@@ -33,33 +39,33 @@ def run_media_stages(
     audio_stream: int | None,
     face_landmarker_path: str | None,
     overlap: bool,
-) -> tuple[FaceClues, np.ndarray | None, list, np.ndarray, list[str], FaceChoice | None]:
-    """Faces and sound of one decoded video: (clues, waveform, spans, utterance_frame_mask, notes, face choice).
+) -> tuple[DecodedVideo, FaceClues, np.ndarray | None, list, np.ndarray, list[str], FaceChoice | None]:
+    """Frames, faces and sound of one video: (decoded, clues, waveform, spans, utterance_frame_mask, notes, choice).
 
-    With ``face`` set (and no landmarks or masks given) the people are tracked: the face chain finds every face,
-    and the choice, which needs the sound's loudness, is made after the join; otherwise the face chain is the
-    whole clue stage."""
-    source = decoded.path or "video"
+    ``fetch`` decodes the sampled frames; ``media`` is the video's probe (or the decoded video itself): its
+    ``path``, ``duration`` and ``has_audio`` are all the sound chain reads. With ``face`` set (and no landmarks or
+    masks given) the people are tracked: the frame chain finds every face, and the choice, which needs the
+    sound's loudness, is made after the join; otherwise the frame chain runs the whole clue stage."""
+    source = media.path or "video"
     track = face is not None and landmarks is None and clue_masks is None
 
-    def face_chain():
+    def frame_chain() -> tuple[DecodedVideo, object]:
+        decoded = fetch()
         if track:
             from .face_mesh import detect_all_faces, shared_worker
 
-            return detect_all_faces(decoded.frames, shared_worker(face_landmarker_path))
-        return face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
+            return decoded, detect_all_faces(decoded.frames, shared_worker(face_landmarker_path))
+        return decoded, face_stage(decoded, landmarks=landmarks, clue_masks=clue_masks, sampling=sampling, source=source)
 
     def sound_chain() -> tuple:
         sound_notes: list[str] = []
         waveform = load_sample_audio(
-            audio, decoded, sampling_rate=sampling_rate, audio_stream=audio_stream, notes=sound_notes, source=source
+            audio, media, sampling_rate=sampling_rate, audio_stream=audio_stream, notes=sound_notes, source=source
         )
-        spans, utterance_frame_mask = utterance_stage(decoded, utterances, waveform, sound_notes, source)
-        return waveform, spans, utterance_frame_mask, sound_notes
+        spans = utterance_stage(float(media.duration), utterances, waveform, sound_notes, source)
+        return waveform, spans, sound_notes
 
-    faces, (waveform, spans, utterance_frame_mask, sound_notes) = run_concurrently(
-        face_chain, sound_chain, overlap=overlap
-    )
+    (decoded, faces), (waveform, spans, sound_notes) = run_concurrently(frame_chain, sound_chain, overlap=overlap)
     notes: list[str] = list(decoded.notes)  # what decoding could not do (frames that stop early, conversions)
     choice = None
     if track:
@@ -69,4 +75,4 @@ def run_media_stages(
     if not faces.face_found.any():
         notes.append("no face found: the local clue path is off for every frame")
         logger.warning("%s: no face found on any sampled frame; using the global frame features only", source)
-    return faces, waveform, spans, utterance_frame_mask, notes + sound_notes, choice
+    return decoded, faces, waveform, spans, assign_frames(spans, decoded.timestamps), notes + sound_notes, choice

@@ -49,7 +49,7 @@ from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
 from .vad import DEFAULT_DETECTOR, check_options
-from .video_io import DecodedVideo
+from .video_io import DecodedVideo, VideoInfo, probe_video
 from .video_processing_microemo import MicroEmoVideoProcessor
 
 logger = get_logger("processing")
@@ -341,16 +341,21 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
         found on it); whether it also becomes audio tokens is decided at collation (``use_audio_in_video``).
         """
-        decoded = self.video_processor.fetch_video(
-            video, num_frames=num_frames, fps=fps, do_sample_frames=do_sample_frames, frame_timestamps=frame_timestamps,
-            video_metadata=video_metadata, input_data_format=input_data_format,
-        )  # fmt: skip
+        def fetch() -> DecodedVideo:
+            return self.video_processor.fetch_video(
+                video, num_frames=num_frames, fps=fps, do_sample_frames=do_sample_frames,
+                frame_timestamps=frame_timestamps, video_metadata=video_metadata, input_data_format=input_data_format,
+            )  # fmt: skip
+
+        # A file's sound needs only its probe, so the frames decode while it loads; given frames are decoded first.
+        media = probe_video(video) if isinstance(video, (str, os.PathLike)) else fetch()
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
-        faces, waveform, spans, utterance_frame_mask, notes, choice = run_media_stages(
-            decoded, self.face_clue_stage(), self.utterance_stage(), sampling=sampling,
-            face=self.face if face is None else check_face_option(face), landmarks=landmarks, clue_masks=clue_masks,
-            audio=audio, sampling_rate=sampling_rate, utterances=utterances, audio_stream=self.audio_stream,
-            face_landmarker_path=self.face_landmarker_path, overlap=self.overlap_stages,
+        decoded, faces, waveform, spans, utterance_frame_mask, notes, choice = run_media_stages(
+            fetch if isinstance(media, VideoInfo) else lambda: media, media, self.face_clue_stage(),
+            self.utterance_stage(), sampling=sampling, face=self.face if face is None else check_face_option(face),
+            landmarks=landmarks, clue_masks=clue_masks, audio=audio, sampling_rate=sampling_rate,
+            utterances=utterances, audio_stream=self.audio_stream, face_landmarker_path=self.face_landmarker_path,
+            overlap=self.overlap_stages,
         )  # fmt: skip
         return PreparedSample(
             video=decoded,

@@ -1,8 +1,9 @@
-"""The utterance stage: given spans, a subtitle file, ASR or voice activity -> checked spans and their frames.
+"""The utterance stage: given spans, a subtitle file, ASR or voice activity -> checked spans.
 
 The readers (SRT / WebVTT / JSON) and the ``Span`` type live in ``utterances.py``; voice activity in ``vad.py``.
 This stage chooses the source, fits machine-made spans to the video, checks and merges them down to
-``max_utterances``, and assigns each span the frames inside it. This file ships to the Hub with the processor.
+``max_utterances``. It needs the video's length, not its frames: each span gets its frames after decoding
+(``media_stages.py``). This file ships to the Hub with the processor.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import numpy as np
 
 from .audio_io import SAMPLING_RATE
 from .runtime import get_logger
-from .utterances import Span, as_spans, assign_frames, load_spans, merge_spans, transcribe, validate_spans
+from .utterances import Span, as_spans, load_spans, merge_spans, transcribe, validate_spans
 from .vad import DETECTORS, voice_activity
-from .video_io import DecodedVideo
 
 logger = get_logger("processing")
 
@@ -36,30 +36,30 @@ class UtteranceStage:
 
     def __call__(
         self,
-        video: DecodedVideo,
+        duration: float,
         utterances: str | os.PathLike | Sequence | None,
         waveform: np.ndarray | None,
         notes: list[str],
         source: str = "video",
-    ) -> tuple[list[Span], np.ndarray]:
-        """The sample's spans and its utterance-to-frame mask [U, T]; what was found or merged goes to ``notes``."""
-        spans, span_source = self.find(video, utterances, waveform, notes, source)
+    ) -> list[Span]:
+        """The sample's checked spans within a video of ``duration`` seconds; what was found or merged goes to
+        ``notes``. Only the video's length is needed (not its frames), so this runs while the frames decode;
+        :func:`~.utterances.assign_frames` gives each span its frames afterwards."""
+        spans, span_source = self.find(duration, utterances, waveform, notes, source)
         if utterances is None:
             # Found on the audio, which may run a little past the last frame (encoder padding): fit
             # machine-made spans to the video quietly; user-given spans are checked and warned about.
-            duration = video.duration
             spans = [Span(max(s.start, 0.0), min(s.end, duration), s.text) for s in spans if s.start < duration]
-        spans = validate_spans(spans, video.duration, span_source)
+        spans = validate_spans(spans, duration, span_source)
         if len(spans) > self.max_utterances:
             message = f"{len(spans)} utterances merged down to max_utterances={self.max_utterances} (closest neighbours joined)"
             notes.append(message)
             logger.warning("%s: %s", span_source, message)
-        spans = merge_spans(spans, self.max_utterances)
-        return spans, assign_frames(spans, video.timestamps)
+        return merge_spans(spans, self.max_utterances)
 
     def find(
         self,
-        video: DecodedVideo,
+        duration: float,
         utterances: str | os.PathLike | Sequence | None,
         waveform: np.ndarray | None,
         notes: list[str],
@@ -75,7 +75,7 @@ class UtteranceStage:
             return as_spans(utterances, f"{source} utterances"), f"{source} utterances"
         if waveform is not None and self.utterance_source in DETECTORS:
             activity = voice_activity(
-                waveform, SAMPLING_RATE, self.utterance_source, duration=video.duration, **self.vad_options
+                waveform, SAMPLING_RATE, self.utterance_source, duration=duration, **self.vad_options
             )
             notes.append(activity.note)
             return activity.spans, f"{source} (voice activity, {activity.detector})"

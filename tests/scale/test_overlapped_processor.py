@@ -4,6 +4,7 @@ order, for every kind of sample."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,9 @@ def assert_same(first, second) -> None:
         if field.name == "video":
             np.testing.assert_array_equal(a.frames, b.frames)
             np.testing.assert_array_equal(a.timestamps, b.timestamps)
+        elif dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):  # the face choice
+            assert type(a) is type(b)
+            assert_same(a, b)
         elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
             np.testing.assert_array_equal(a, b)  # NaN rows of landmarks compare equal
         else:
@@ -40,6 +44,7 @@ def assert_same(first, second) -> None:
     ("face_speech.mp4", {"utterances": str(ASSETS / "face_speech.srt")}),  # subtitles instead of voice activity
     ("noface_speech.mp4", {}),  # no face: a note from each chain
     ("face_rotated_vfr_silent.mp4", {}),  # no audio stream
+    ("face_speech.mp4", {"fps": 1.0, "face": "speaker"}),  # sampled by rate; every face tracked, then the choice
 ])  # fmt: skip
 def test_overlapped_and_in_order_preparation_give_the_same_sample(processor, monkeypatch, name, options):
     overlapped = processor.prepare_sample(str(ASSETS / name), **options)
@@ -56,6 +61,20 @@ def test_the_chains_do_overlap(processor, monkeypatch):
                         lambda first, second, overlap: calls.append(overlap) or (first(), second()))  # fmt: skip
     processor.prepare_sample(str(ASSETS / "noface_speech.mp4"))
     assert calls == [True]
+
+
+def test_the_frames_decode_while_the_sound_loads(processor, monkeypatch):
+    # Both sides wait for each other: this passes only if decoding is inside the frame chain, concurrent with the
+    # audio load (the sound chain needs the probe's duration, not the frames).
+    meeting = threading.Barrier(2, timeout=20)
+    fetch_video, load_sample_audio = processor.video_processor.fetch_video, media_stages.load_sample_audio
+    monkeypatch.setattr(processor.video_processor, "fetch_video",
+                        lambda *args, **kwargs: meeting.wait() and None or fetch_video(*args, **kwargs))  # fmt: skip
+    monkeypatch.setattr(media_stages, "load_sample_audio",
+                        lambda *args, **kwargs: meeting.wait() and None or load_sample_audio(*args, **kwargs))  # fmt: skip
+    sample = processor.prepare_sample(str(ASSETS / "face_speech.mp4"))
+    assert sample.waveform is not None and sample.video.frames.shape[0] == processor.num_frames
+    assert sample.utterance_frame_mask.shape == (len(sample.utterances), processor.num_frames)
 
 
 def test_a_failing_sound_chain_raises_as_without_overlap(processor, tmp_path):
