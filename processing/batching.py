@@ -13,6 +13,21 @@ from .vad import DEFAULT_DETECTOR, DETECTORS
 from .video_io import DecodedVideo
 from .video_processing_microemo import video_list
 
+# Per-sample keyword arguments of `__call__`: one entry per video (a plain value for a single video).
+PER_SAMPLE_KWARGS = ("utterances", "subtitles", "frame_timestamps", "landmarks", "clue_masks", "video_metadata")
+# transformers' video keywords that act on sampling (see MicroEmoVideoProcessor).
+VIDEO_KWARGS = ("num_frames", "fps", "do_sample_frames", "input_data_format")
+# transformers' video keywords that act on the pixel values; resizing is not among them, since the clue masks'
+# patch grid is the video processor's size (set it there: MicroEmoVideoProcessor(size=...)).
+PIXEL_KWARGS = ("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
+# Other keyword arguments `__call__` takes, transformers' standard ones included.
+CALL_KWARGS = (
+    *VIDEO_KWARGS, *PIXEL_KWARGS, "sampling_rate", "use_audio_in_video", "return_metadata", "padding", "padding_side",
+    "max_length", "pad_to_multiple_of", "truncation", "add_special_tokens", "return_tensors",
+    "return_attention_mask", "return_mm_token_type_ids", "verbose",
+)  # fmt: skip
+
+
 TIMESTAMP_TEMPLATE = "This frame is sampled at {t} second."
 
 
@@ -235,4 +250,6 @@ def progress(items, description: str):
     return hf_logging.tqdm(items, desc=description, unit="video", disable=len(items) < 4, leave=False)
 
 
-__all__ = ["PreparedSample", "batch_inputs", "check_call_kwargs", "check_settings", "frame_arrays", "frame_metadata", "pad_token_rows"]
+__all__ = [
+    "CALL_KWARGS", "PER_SAMPLE_KWARGS", "PIXEL_KWARGS", "VIDEO_KWARGS", "PreparedSample", "batch_inputs", "check_call_kwargs", "check_settings", "frame_arrays", "frame_metadata", "pad_token_rows",
+]  # fmt: skip

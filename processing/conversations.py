@@ -27,6 +27,40 @@ logger = get_logger("processing.conversations")
 
 DEFAULT_QUESTION = "From what clues can we infer the person's emotional state? Describe the clues, then the emotions."
 
+# LLaMA-2-chat's prompt format, the format Video-LLaMA-2's branches were fine-tuned in (Video-LLaMA
+# `video_llama/conversation/conversation_video.py`, SeparatorStyle.LLAMA_2, used by `preprocess_for_llama_v2`;
+# docs/model.md "Prompt format"): `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...`.
+# The tokenizer adds the first <s>; the system block appears only when a system message is given. The answer
+# follows `[/INST]` without a space in the text: prompt and answer are tokenised separately and LLaMA's
+# SentencePiece writes the space as the answer's first "▁" (a space in the prompt would become a lone "▁"
+# token that generation never sees; tests/fidelity/test_llama_tokenization.py). One user turn holds the video
+# (its sound joins it), the subtitle and the question, as in AffectGPT's EMER prompt; the answer and its end
+# token are a generation block, so that they become the labels. Wording is our own.
+CHAT_TEMPLATE = (
+    "{%- set system = messages[0]['content'] if messages and messages[0]['role'] == 'system' else none -%}"
+    "{%- if system is not none and system is not string -%}{%- set system = system[0]['text'] -%}{%- endif -%}"
+    "{%- set ns = namespace(turn=0) -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{%- if ns.turn > 0 -%}{{ bos_token }}{%- endif -%}"
+    "{{ '[INST] ' }}"
+    "{%- if ns.turn == 0 and system is not none -%}{{ '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}{%- endif -%}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'video' -%}{{ 'Here is the video: <Video><video></Video>. ' }}"
+    "{%- elif part['type'] == 'audio' -%}{{ 'Here is the audio: <Audio><audio></Audio>. ' }}"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{{ ' [/INST]' }}"
+    "{%- set ns.turn = ns.turn + 1 -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{%- generation -%}"
+    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ ' ' + eos_token }}"
+    "{%- endgeneration -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
 # Keys of a video content part that carry MicroEmo's per-sample inputs (see `MicroEmoProcessor.__call__`).
 VIDEO_PART_EXTRAS = ("utterances", "frame_timestamps", "landmarks", "clue_masks")
 
@@ -437,6 +471,6 @@ class ChatTemplateMixin:
 
 
 __all__ = [
-    "DEFAULT_QUESTION", "VIDEO_PART_EXTRAS", "ChatTemplateMixin", "RenderedPrompt", "make_emer_conversation", "media_from_conversations",
+    "CHAT_TEMPLATE", "DEFAULT_QUESTION", "VIDEO_PART_EXTRAS", "ChatTemplateMixin", "RenderedPrompt", "make_emer_conversation", "media_from_conversations",
     "normalize_conversation", "render_with_template", "split_chat_kwargs",
 ]  # fmt: skip

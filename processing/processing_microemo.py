@@ -29,6 +29,10 @@ from transformers.processing_utils import MultiModalData, ProcessorMixin
 from .audio_features import batch_audio_features, default_feature_extractor
 from .audio_io import SAMPLING_RATE, cut_clips
 from .batching import (
+    CALL_KWARGS,
+    PER_SAMPLE_KWARGS,
+    PIXEL_KWARGS,
+    VIDEO_KWARGS,
     PreparedSample,
     batch_inputs,
     check_call_kwargs,
@@ -38,7 +42,7 @@ from .batching import (
     pad_token_rows,
     progress,
 )
-from .conversations import DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixin
+from .conversations import CHAT_TEMPLATE, DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixin
 from .emotion_words import extract_emotions
 from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
@@ -53,55 +57,6 @@ from .video_io import DecodedVideo, VideoInfo, probe_video
 from .video_processing_microemo import MicroEmoVideoProcessor
 
 logger = get_logger("processing")
-
-# LLaMA-2-chat's prompt format, the format Video-LLaMA-2's branches were fine-tuned in (Video-LLaMA
-# `video_llama/conversation/conversation_video.py`, SeparatorStyle.LLAMA_2, used by `preprocess_for_llama_v2`;
-# docs/model.md "Prompt format"): `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ...`.
-# The tokenizer adds the first <s>; the system block appears only when a system message is given. The answer
-# follows `[/INST]` without a space in the text: prompt and answer are tokenised separately and LLaMA's
-# SentencePiece writes the space as the answer's first "▁" (a space in the prompt would become a lone "▁"
-# token that generation never sees; tests/fidelity/test_llama_tokenization.py). One user turn holds the video
-# (its sound joins it), the subtitle and the question, as in AffectGPT's EMER prompt; the answer and its end
-# token are a generation block, so that they become the labels. Wording is our own.
-CHAT_TEMPLATE = (
-    "{%- set system = messages[0]['content'] if messages and messages[0]['role'] == 'system' else none -%}"
-    "{%- if system is not none and system is not string -%}{%- set system = system[0]['text'] -%}{%- endif -%}"
-    "{%- set ns = namespace(turn=0) -%}"
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{%- if ns.turn > 0 -%}{{ bos_token }}{%- endif -%}"
-    "{{ '[INST] ' }}"
-    "{%- if ns.turn == 0 and system is not none -%}{{ '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' }}{%- endif -%}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'video' -%}{{ 'Here is the video: <Video><video></Video>. ' }}"
-    "{%- elif part['type'] == 'audio' -%}{{ 'Here is the audio: <Audio><audio></Audio>. ' }}"
-    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{ ' [/INST]' }}"
-    "{%- set ns.turn = ns.turn + 1 -%}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{%- generation -%}"
-    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ ' ' + eos_token }}"
-    "{%- endgeneration -%}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-)
-
-# Per-sample keyword arguments of `__call__`: one entry per video (a plain value for a single video).
-PER_SAMPLE_KWARGS = ("utterances", "subtitles", "frame_timestamps", "landmarks", "clue_masks", "video_metadata")
-# transformers' video keywords that act on sampling (see MicroEmoVideoProcessor).
-VIDEO_KWARGS = ("num_frames", "fps", "do_sample_frames", "input_data_format")
-# transformers' video keywords that act on the pixel values; resizing is not among them, since the clue masks'
-# patch grid is the video processor's size (set it there: MicroEmoVideoProcessor(size=...)).
-PIXEL_KWARGS = ("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
-# Other keyword arguments `__call__` takes, transformers' standard ones included.
-CALL_KWARGS = (
-    *VIDEO_KWARGS, *PIXEL_KWARGS, "sampling_rate", "use_audio_in_video", "return_metadata", "padding", "padding_side",
-    "max_length", "pad_to_multiple_of", "truncation", "add_special_tokens", "return_tensors",
-    "return_attention_mask", "return_mm_token_type_ids", "verbose",
-)  # fmt: skip
-
 
 class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
     r"""Turns videos (files or decoded frames), their sound and chat messages into MicroEmo's inputs.
@@ -140,8 +95,8 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         max_prompt_length: the language model's context (``from_model_config`` takes the text config's
             ``max_position_embeddings``); a longer prompt is refused. None: no limit.
         qformer_max_length: longest timestamp text in Q-Former tokens.
-        chat_template: Jinja template of the prompt (default: the EMER prompt above). Assistant turns must
-            be inside ``{% generation %}`` blocks for ``apply_chat_template`` to build labels.
+        chat_template: Jinja template of the prompt (default: LLaMA-2-chat's form, ``conversations.CHAT_TEMPLATE``).
+            Assistant turns must be inside ``{% generation %}`` blocks for ``apply_chat_template`` to build labels.
 
     The number of frames is the video processor's (``processor.video_processor.num_frames``, or ``num_frames=`` /
     ``fps=`` in a call), not a setting of this class: transformers' ``num_frames`` keyword means one thing.
@@ -553,8 +508,7 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         return self.tokenizer.decode(*args, **kwargs)
 
 
-
-__all__ = ["DEFAULT_QUESTION", "MicroEmoProcessor", "PreparedSample", "VIDEO_PART_EXTRAS", "default_feature_extractor"]
+__all__ = ["CHAT_TEMPLATE", "DEFAULT_QUESTION", "MicroEmoProcessor", "PreparedSample", "VIDEO_PART_EXTRAS", "default_feature_extractor"]
 
 
 # With the project installed, the Auto classes find the processor and its video processor for MicroEmo's config like
