@@ -164,7 +164,10 @@ class MicroEmoEmotionPipeline(Pipeline):
     ``per_utterance=True`` adds a ``timeline``: one answer per utterance (``[{start, end, text, explanation,
     labels}]``), generated with the whole-video answer in one batch that encodes the video once. ``face``
     (``"speaker"``, ``"largest"`` or a face index) chooses whose face gives the clues when several people are
-    on screen (the processor's setting otherwise).
+    on screen (the processor's setting otherwise). ``segment_seconds`` (>= 2): a video file longer than this is
+    explained segment by segment, cut in pauses (``segments``: ``[{start, end, cut, explanation, labels,
+    utterances[, timeline]}]`` on the video's clock); its ``explanation`` is the segments' in order, each after
+    its time span, as ``microemo predict --segment-seconds`` writes it.
     """
 
     _load_processor = True
@@ -173,7 +176,7 @@ class MicroEmoEmotionPipeline(Pipeline):
     _load_video_processor = False
     _load_feature_extractor = False
 
-    def _sanitize_parameters(self, max_new_tokens=None, per_utterance=None, face=None, **kwargs):
+    def _sanitize_parameters(self, max_new_tokens=None, per_utterance=None, face=None, segment_seconds=None, **kwargs):
         preprocess = {key: kwargs.pop(key) for key in INPUT_OPTIONS if kwargs.get(key) is not None}
         for key in INPUT_OPTIONS:
             kwargs.pop(key, None)
@@ -182,6 +185,8 @@ class MicroEmoEmotionPipeline(Pipeline):
             forward["per_utterance"] = True
         if face is not None:
             forward["face"] = face
+        if segment_seconds is not None:
+            forward["segment_seconds"] = segment_seconds
         return preprocess, forward, {}
 
     def preprocess(self, video, **options) -> dict:
@@ -211,7 +216,11 @@ class MicroEmoEmotionPipeline(Pipeline):
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
-    def _forward(self, model_inputs: dict, per_utterance: bool = False, face=None, **generate_kwargs) -> dict:
+    def _forward(self, model_inputs: dict, per_utterance: bool = False, face=None, segment_seconds=None,
+                 **generate_kwargs) -> dict:  # fmt: skip
+        if segment_seconds is not None:
+            return {"results": [self._explain_segments(request, segment_seconds, per_utterance, face, **generate_kwargs)
+                                for request in model_inputs["requests"]]}  # fmt: skip
         if per_utterance or face is not None:
             return {"results": [self._explain_sample(request, per_utterance, face, **generate_kwargs)
                                 for request in model_inputs["requests"]]}  # fmt: skip
@@ -232,28 +241,67 @@ class MicroEmoEmotionPipeline(Pipeline):
         ]
         return {"results": results}
 
-    def _explain_sample(self, request: dict, per_utterance: bool, face, max_new_tokens: int = 256, **generate_kwargs) -> dict:
-        """One input through the prepared-sample path: the face chosen by ``face``, and with ``per_utterance`` the
-        timeline, answered in one batch with the whole video's question."""
-        sample = self.processor.prepare_sample(
-            request["video"], utterances=request.get("utterances"), subtitle=request.get("subtitle"),
-            landmarks=request.get("landmarks"), clue_masks=request.get("clue_masks"), face=face,
-        )  # fmt: skip
+    def _explain_sample(self, request: dict, per_utterance: bool, face, max_new_tokens: int = 256, *, sample=None,
+                        offset: float = 0.0, **generate_kwargs) -> dict:  # fmt: skip
+        """One input (or its given prepared ``sample``) through the prepared-sample path: the face chosen by
+        ``face``, and with ``per_utterance`` the timeline, answered in one batch with the whole video's question;
+        ``offset`` (s) puts a segment's times on the video's clock."""
+        if sample is None:
+            sample = self.processor.prepare_sample(
+                request["video"], utterances=request.get("utterances"), subtitle=request.get("subtitle"),
+                landmarks=request.get("landmarks"), clue_masks=request.get("clue_masks"), face=face,
+            )  # fmt: skip
         if per_utterance:
             text, timeline = predict_timeline(self.model, self.processor, sample, question=request.get("question"),
-                                              max_new_tokens=max_new_tokens, **generate_kwargs)  # fmt: skip
+                                              max_new_tokens=max_new_tokens, offset=offset, **generate_kwargs)  # fmt: skip
         else:
             inputs = shared_inputs(self.processor, sample, [request.get("question")], self.device)
             generated = generate_shared(self.model, inputs, max_new_tokens, **generate_kwargs)
             text, timeline = self.processor.batch_decode(generated, skip_special_tokens=True)[0].strip(), None
         result = {
             "text": text, "audio": sample.waveform is not None,  # the video's sound joins it (collate's default)
-            "face_found": sample.face_found, "frame_timestamps": sample.video.timestamps,
-            "utterance_spans": [(s.start, s.end, s.text) for s in sample.utterances], "notes": sample.notes,
+            "face_found": torch.as_tensor(sample.face_found),
+            "frame_timestamps": torch.as_tensor(sample.video.timestamps) + offset,
+            "utterance_spans": [(s.start + offset, s.end + offset, s.text) for s in sample.utterances],
+            "notes": sample.notes,
         }  # fmt: skip
         if timeline is not None:
             result["timeline"] = timeline
         return result
+
+    def _explain_segments(self, request: dict, segment_seconds: float, per_utterance: bool, face,
+                          **generate_kwargs) -> dict:  # fmt: skip
+        """A video file segment by segment (:meth:`MicroEmoProcessor.prepare_segments`): one segment in memory at
+        a time; a video no longer than ``segment_seconds`` is explained whole, with no ``segments``."""
+        unsupported = sorted(key for key in ("landmarks", "clue_masks") if request.get(key) is not None)
+        if unsupported or not isinstance(request["video"], (str, Path)):
+            raise ValueError(
+                "segment_seconds: segments are cut from a video file, without given "
+                f"{' / '.join(unsupported) or 'frames'} (got {type(request['video']).__name__}{' with ' if unsupported else ''}"
+                f"{', '.join(unsupported)}); leave segment_seconds unset for this input"
+            )
+        segments = self.processor.prepare_segments(request["video"], segment_seconds, utterances=request.get("utterances"),
+                                                   face=face)  # fmt: skip
+        parts, audio = [], False
+        whole = {"face_found": [], "frame_timestamps": [], "utterance_spans": [], "notes": [], "timeline": []}
+        for segment in segments:  # prepared one at a time: one segment's frames and sound in memory
+            result = self._explain_sample(request, per_utterance, face, sample=segment.sample, offset=segment.start,
+                                          **generate_kwargs)  # fmt: skip
+            if segment.cut == "whole video":  # not longer than segment_seconds
+                return result
+            audio = audio or result["audio"]
+            for key, values in whole.items():
+                values.extend([result[key]] if key in ("face_found", "frame_timestamps") else result.get(key, []))
+            parts.append({"start": segment.start, "end": segment.end, "cut": segment.cut, "explanation": result["text"],
+                          "labels": self.processor.post_process_emotions(result["text"]),
+                          "utterances": [{"start": s, "end": e, "text": t} for s, e, t in result["utterance_spans"]],
+                          **({"timeline": result["timeline"]} if per_utterance else {})})  # fmt: skip
+        text = " ".join(f"[{part['start']:.1f}-{part['end']:.1f} s] {part['explanation']}" for part in parts)
+        combined = {**whole, "text": text, "audio": audio, "segments": parts,
+                    "face_found": torch.cat(whole["face_found"]), "frame_timestamps": torch.cat(whole["frame_timestamps"])}  # fmt: skip
+        if not per_utterance:
+            del combined["timeline"]
+        return combined
 
     def postprocess(self, model_outputs: dict) -> dict:
         result = model_outputs["results"]
@@ -263,7 +311,7 @@ class MicroEmoEmotionPipeline(Pipeline):
             text = result["text"]
         else:
             text = self.processor.decode(result["generated"], skip_special_tokens=True).strip()
-        extra = {"timeline": result["timeline"]} if "timeline" in result else {}
+        extra = {key: result[key] for key in ("timeline", "segments") if key in result}
         return {
             "explanation": text,
             "labels": self.processor.post_process_emotions(text),

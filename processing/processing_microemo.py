@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import BatchFeature
@@ -52,9 +53,13 @@ from .media_stages import run_media_stages
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
 from .utterance_spans import UtteranceStage
+from .utterances import as_spans, load_spans
 from .vad import DEFAULT_DETECTOR, check_options
 from .video_io import DecodedVideo, VideoInfo, probe_video
 from .video_processing_microemo import MicroEmoVideoProcessor
+
+if TYPE_CHECKING:
+    from .segments import Segment
 
 logger = get_logger("processing")
 
@@ -326,6 +331,27 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
             audio_is_given=audio is not None,
             face_choice=choice,
         )
+
+    def prepare_segments(
+        self,
+        video: str | os.PathLike,
+        segment_seconds: float = 60.0,
+        *,
+        utterances: str | os.PathLike | Sequence | None = None,
+        face: str | int | None = None,
+    ) -> Iterator[Segment]:
+        """A video file longer than ``segment_seconds`` as prepared samples, one segment in memory at a time, cut
+        in pauses between utterances (``segments.py``); each sample is on its segment's clock (``Segment.start``
+        puts it back on the video's). A video no longer than that is one segment: :meth:`prepare_sample`'s."""
+        from .segments import Segment, check_segment_seconds, iter_segments
+
+        segment_seconds = check_segment_seconds(segment_seconds)
+        if probe_video(video).duration <= segment_seconds:
+            sample = self.prepare_sample(video, utterances=utterances, face=face)
+            return iter([Segment(0, 0.0, round(float(sample.video.duration), 3), sample, "whole video")])
+        if utterances is not None:
+            utterances = load_spans(utterances) if isinstance(utterances, (str, os.PathLike)) else as_spans(utterances)
+        return iter_segments(self, video, segment_seconds, utterances=utterances, face=face)
 
     # ----------------------------------------------------------------------------------------------
     # The call

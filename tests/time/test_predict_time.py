@@ -70,3 +70,40 @@ def test_a_face_index_beyond_the_faces_found_fails_that_video_with_the_count(mod
                  "--output", str(tmp_path / "rows.jsonl"), "--no-progress"])  # fmt: skip
     row = json.loads((tmp_path / "rows.jsonl").read_text())
     assert code == 3 and "face=3 is out of range: 2 face(s)" in row["error"]
+
+
+def test_the_pipeline_explains_a_long_video_in_the_segments_predict_writes(model_dir, long_dialogue, dialogue_clip,
+                                                                           tmp_path):  # fmt: skip
+    from transformers import pipeline
+
+    from microemo.modeling_microemo.pipeline_microemo import TASK
+
+    video, _ = long_dialogue
+    row = _predict(model_dir, video, tmp_path / "rows.jsonl", "--per-utterance", "--segment-seconds", "15")
+    pipe = pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+    out = pipe(str(video), segment_seconds=15, per_utterance=True, face="speaker", max_new_tokens=3)
+    assert [(s["start"], s["end"], s["cut"], s["explanation"]) for s in out["segments"]] == [
+        (s["start"], s["end"], s["cut"], s["english"]) for s in row["segments"]]  # fmt: skip
+    assert out["explanation"] == row["english"] and out["labels"] == pipe.processor.post_process_emotions(row["english"])
+    assert [(e["start"], e["end"], e["explanation"]) for e in out["timeline"]] == [
+        (e["start"], e["end"], e["explanation"]) for e in row["timeline"]]  # fmt: skip
+    assert [round(u["start"], 3) for u in out["utterances"]] == [u["start"] for u in row["utterances"]]
+    assert (out["frames"], out["face_found"]) == (row["frames"], row["face_frames"])
+    # A video no longer than segment_seconds is explained whole.
+    short, _ = dialogue_clip
+    whole = pipe(str(short), segment_seconds=15, per_utterance=True, face="speaker", max_new_tokens=3)
+    assert "segments" not in whole
+    assert whole == pipe(str(short), per_utterance=True, face="speaker", max_new_tokens=3)
+
+
+def test_the_pipeline_refuses_segments_it_cannot_cut(model_dir, long_dialogue):
+    import numpy as np
+    from transformers import pipeline
+
+    from microemo.modeling_microemo.pipeline_microemo import TASK
+
+    pipe = pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+    with pytest.raises(ValueError, match="segment_seconds=1.5 s is too short"):
+        pipe(str(long_dialogue[0]), segment_seconds=1.5, max_new_tokens=2)
+    with pytest.raises(ValueError, match="segment_seconds: segments are cut from a video file"):
+        pipe(np.zeros((4, 32, 32, 3), np.uint8), segment_seconds=15, max_new_tokens=2)

@@ -77,3 +77,28 @@ def test_given_utterances_are_used_per_segment(long_dialogue, tiny_processor):
     segments = list(iter_segments(tiny_processor, path, segment_seconds=20, utterances=spans))
     words = [u.text for segment in segments for u in segment.sample.utterances]
     assert words == [s.text for s in spans]
+
+
+def test_the_processor_prepares_segments_from_a_subtitle_file_and_a_short_video_whole(long_dialogue, dialogue_clip,
+                                                                                      tiny_processor, tmp_path):  # fmt: skip
+    path, true_spans = long_dialogue
+    srt = tmp_path / "long.srt"
+
+    def stamp(seconds: float) -> str:
+        millis = round(seconds * 1000)
+        return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d},{millis % 1000:03d}"
+
+    srt.write_text("\n".join(f"{n}\n{stamp(s['start'])} --> {stamp(s['end'])}\n{s['text']}\n"
+                             for n, s in enumerate(true_spans, 1)))  # fmt: skip
+    segments = list(tiny_processor.prepare_segments(str(path), 20, utterances=str(srt)))
+    assert len(segments) >= 2 and all(segment.cut != "whole video" for segment in segments)
+    assert [u.text for segment in segments for u in segment.sample.utterances] == [s["text"] for s in true_spans]
+
+    short, _ = dialogue_clip
+    (whole,) = tiny_processor.prepare_segments(str(short), 20)
+    assert (whole.start, whole.cut) == (0.0, "whole video") and whole.end == pytest.approx(12.0, abs=0.2)
+    sample = tiny_processor.prepare_sample(str(short))
+    np.testing.assert_array_equal(whole.sample.video.frames, sample.video.frames)
+    assert whole.sample.utterances == sample.utterances
+    with pytest.raises(ValueError, match="segment_seconds=0.5 s is too short"):
+        tiny_processor.prepare_segments(str(short), 0.5)
