@@ -300,18 +300,23 @@ def decode_video(
             reason = getattr(error, "strerror", None) or str(error)
             raise MediaError(f"{path}: video stream cannot be decoded (FFmpeg: {reason})") from None
 
+    return _distinct_frames(picked, targets.size, info, path, notes)
+
+
+def _distinct_frames(picked: list, requested: int, info: VideoInfo, path, notes: list[str]) -> DecodedVideo:
+    """The decoded ``(time, image)`` pairs as a video of distinct frames (several targets can land on one frame of
+    a short or one-frame video), with a note when the frames stop well before the container's duration."""
     if not picked:
         raise MediaError(f"{path}: contains no decodable video frames")
-    # Distinct frames only: several targets can land on one frame of a short or one-frame video.
     unique: dict[float, np.ndarray] = {}
     for time, image in picked:
         unique.setdefault(time, image)
     stamps = np.array(sorted(unique), dtype=np.float64)
     frames = np.stack([unique[t] for t in stamps])
-    if stamps[-1] + 1.0 < info.duration and len(stamps) < targets.size:
+    if stamps[-1] + 1.0 < info.duration and len(stamps) < requested:
         message = (
             f"frames stop early: decodable frames end at {stamps[-1]:.2f} s but the container says the video lasts "
-            f"{info.duration:.2f} s (the file may be truncated or damaged); {len(stamps)} of {targets.size} frames"
+            f"{info.duration:.2f} s (the file may be truncated or damaged); {len(stamps)} of {requested} frames"
         )
         logger.warning("%s: %s", path, message)
         notes.append(message)

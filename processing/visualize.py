@@ -48,97 +48,20 @@ def draw_sample(
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
-    from PIL import Image
+    from matplotlib.patches import Patch
 
-    band_rows = timeline  # the name `timeline` is the timeline panel below
-    regions = resolve_regions(region_names)
-    frames = sample.video.frames
-    t = frames.shape[0]
-    grid = image_size // patch_size
+    t = sample.video.frames.shape[0]
     cols = min(t, columns)
-    small, medium, large = 7 * font_scale, 8 * font_scale, 9 * font_scale
+    sizes = (7 * font_scale, 8 * font_scale, 9 * font_scale)  # small, medium, large text
     rows = int(np.ceil(t / cols))
     figure = plt.figure(figsize=(3.0 * cols, 3.2 * rows + 2.4), dpi=dpi)
     heights = [3.2] * rows + [2.4]
     spec = figure.add_gridspec(rows + 1, cols, height_ratios=heights, hspace=0.25, wspace=0.05, left=0.06, right=0.99)
-
+    regions = resolve_regions(region_names)
     for i in range(t):
-        axis = figure.add_subplot(spec[i // cols, i % cols])
-        # Show the frame as the model sees it: squared to image_size.
-        resized = np.asarray(Image.fromarray(frames[i]).resize((image_size, image_size), Image.BICUBIC))
-        axis.imshow(resized, extent=(0, image_size, image_size, 0))
-        for r in range(sample.clue_masks.shape[1]):
-            colour = _COLOURS[r % len(_COLOURS)]
-            for p in np.flatnonzero(sample.clue_masks[i, r]):
-                y, x = divmod(int(p), grid)
-                axis.add_patch(
-                    Rectangle(
-                        (x * patch_size, y * patch_size), patch_size, patch_size,
-                        facecolor=(*colour, 0.22), edgecolor=(*colour, 0.55), linewidth=0.4,
-                    )
-                )  # fmt: skip
-        if sample.landmarks is not None and sample.face_found[i]:
-            xy = sample.landmarks[i, :, :2] * image_size
-            axis.scatter(xy[:, 0], xy[:, 1], s=0.25, c="white", alpha=0.5, linewidths=0)
-            # The regions' true outlines (convex hulls of their landmarks) over the patches they become.
-            for r, parts in enumerate(regions.values()):
-                for part in parts:
-                    hull = _convex_hull(xy[list(part)])
-                    if len(hull) >= 3:
-                        closed = np.vstack([hull, hull[:1]])
-                        axis.plot(closed[:, 0], closed[:, 1], color=_COLOURS[r % len(_COLOURS)], linewidth=1.0)
-        _draw_faces(axis, getattr(sample, "face_choice", None), i, image_size, small)
-        found = "face" if sample.face_found[i] else "no face"
-        axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=large)
-        axis.set_xlim(0, image_size)
-        axis.set_ylim(image_size, 0)
-        axis.set_xticks([])
-        axis.set_yticks([])
-
-    timeline = figure.add_subplot(spec[rows, :])
-    duration = sample.video.duration
-    if sample.waveform is not None:
-        wave = sample.waveform
-        step = max(1, wave.size // 4000)
-        times = np.arange(0, wave.size, step) / 16_000
-        peak = float(np.abs(wave).max()) or 1.0
-        timeline.plot(times, 0.5 + 0.45 * wave[::step] / peak, color="0.55", linewidth=0.5)
-    for u, span in enumerate(sample.utterances):
-        timeline.add_patch(Rectangle((span.start, 1.15), span.end - span.start, 0.5, color=(0.2, 0.5, 0.9), alpha=0.6))
-        label = span.text if len(span.text) <= 40 else span.text[:37] + "..."
-        timeline.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=small, va="bottom")
-    if sample.audio_clip_starts is not None:
-        starts = sample.audio_clip_starts[:num_audio_clips]
-        # One row per clip: on short audio the clips overlap and would hide each other on one row.
-        spacing = 0.6 / max(len(starts), 1)
-        for k, start in enumerate(starts):
-            y = -0.08 - spacing * k
-            timeline.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.0, solid_capstyle="butt")
-    else:
-        timeline.text(0.01 * duration, -0.35, "no audio stream: no audio clips", fontsize=medium, color="0.3", va="center")
-    if not sample.utterances:
-        timeline.text(0.01 * duration, 1.4, "no utterances", fontsize=medium, color="0.3", va="center")
-    for stamp in sample.video.timestamps:
-        timeline.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
-    ticks, names = [-0.35, 0.5, 1.4], ["audio clips", "waveform", "utterances"]
-    if band_rows is not None:
-        ticks.append(2.6)
-        names.append("emotions")
-        _draw_band(timeline, band_rows, small)
-        if not band_rows:
-            timeline.text(0.01 * duration, 2.6, "no utterances: no per-utterance emotions", fontsize=medium, color="0.3",
-                          va="center")  # fmt: skip
-    for segment in segments or []:
-        timeline.axvline(segment["end"], color=(0.6, 0.1, 0.6), linewidth=1.2, linestyle="--")
-        timeline.text(segment["start"], 3.15, f"segment {segment['start']:.0f}-{segment['end']:.0f} s", fontsize=small,
-                      color=(0.6, 0.1, 0.6))  # fmt: skip
-    timeline.set_xlim(0, max(duration, 1e-3))
-    timeline.set_ylim(-0.75, 3.4 if band_rows is not None or segments else 2.3)
-    timeline.set_yticks(ticks)
-    timeline.set_yticklabels(names, fontsize=small)
-    timeline.set_xlabel("seconds (dotted: sampled frames)", fontsize=medium)
-    timeline.tick_params(axis="x", labelsize=small)
+        _draw_frame(figure.add_subplot(spec[i // cols, i % cols]), sample, i, regions, image_size, patch_size, sizes)
+    _draw_timeline(figure.add_subplot(spec[rows, :]), sample, num_audio_clips, clip_seconds, timeline, segments, sizes)
+    small, large = sizes[0], sizes[2]
     handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
     figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=small, frameon=False)
     notes = "; ".join(sample.notes)
@@ -146,6 +69,95 @@ def draw_sample(
     output = save_figure(figure, output)
     plt.close(figure)
     return output
+
+
+def _draw_frame(axis, sample: PreparedSample, i: int, regions: dict, image_size: int, patch_size: int, sizes) -> None:
+    """Frame ``i`` as the model sees it (squared to ``image_size``), its clue patches, the regions' outlines and
+    the tracked faces."""
+    from matplotlib.patches import Rectangle
+    from PIL import Image
+
+    grid = image_size // patch_size
+    resized = np.asarray(Image.fromarray(sample.video.frames[i]).resize((image_size, image_size), Image.BICUBIC))
+    axis.imshow(resized, extent=(0, image_size, image_size, 0))
+    for r in range(sample.clue_masks.shape[1]):
+        colour = _COLOURS[r % len(_COLOURS)]
+        for p in np.flatnonzero(sample.clue_masks[i, r]):
+            y, x = divmod(int(p), grid)
+            axis.add_patch(
+                Rectangle(
+                    (x * patch_size, y * patch_size), patch_size, patch_size,
+                    facecolor=(*colour, 0.22), edgecolor=(*colour, 0.55), linewidth=0.4,
+                )
+            )  # fmt: skip
+    if sample.landmarks is not None and sample.face_found[i]:
+        xy = sample.landmarks[i, :, :2] * image_size
+        axis.scatter(xy[:, 0], xy[:, 1], s=0.25, c="white", alpha=0.5, linewidths=0)
+        # The regions' true outlines (convex hulls of their landmarks) over the patches they become.
+        for r, parts in enumerate(regions.values()):
+            for part in parts:
+                hull = _convex_hull(xy[list(part)])
+                if len(hull) >= 3:
+                    closed = np.vstack([hull, hull[:1]])
+                    axis.plot(closed[:, 0], closed[:, 1], color=_COLOURS[r % len(_COLOURS)], linewidth=1.0)
+    _draw_faces(axis, getattr(sample, "face_choice", None), i, image_size, sizes[0])
+    found = "face" if sample.face_found[i] else "no face"
+    axis.set_title(f"t = {sample.video.timestamps[i]:.2f} s ({found})", fontsize=sizes[2])
+    axis.set_xlim(0, image_size)
+    axis.set_ylim(image_size, 0)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def _draw_timeline(axis, sample: PreparedSample, num_audio_clips: int, clip_seconds: float, band: list[dict] | None,
+                   segments: list[dict] | None, sizes) -> None:  # fmt: skip
+    """The panel under the frames: waveform, utterances, audio clips, sampled frames, and the band of per-utterance
+    emotions and the segments when given."""
+    from matplotlib.patches import Rectangle
+
+    small, medium, _ = sizes
+    duration = sample.video.duration
+    if sample.waveform is not None:
+        wave = sample.waveform
+        step = max(1, wave.size // 4000)
+        times = np.arange(0, wave.size, step) / 16_000
+        peak = float(np.abs(wave).max()) or 1.0
+        axis.plot(times, 0.5 + 0.45 * wave[::step] / peak, color="0.55", linewidth=0.5)
+    for u, span in enumerate(sample.utterances):
+        axis.add_patch(Rectangle((span.start, 1.15), span.end - span.start, 0.5, color=(0.2, 0.5, 0.9), alpha=0.6))
+        label = span.text if len(span.text) <= 40 else span.text[:37] + "..."
+        axis.text(span.start, 1.75, f"u{u + 1} {label}", fontsize=small, va="bottom")
+    if sample.audio_clip_starts is not None:
+        starts = sample.audio_clip_starts[:num_audio_clips]
+        # One row per clip: on short audio the clips overlap and would hide each other on one row.
+        spacing = 0.6 / max(len(starts), 1)
+        for k, start in enumerate(starts):
+            y = -0.08 - spacing * k
+            axis.plot([start, start + clip_seconds], [y, y], color=(0.9, 0.45, 0.1), linewidth=2.0, solid_capstyle="butt")
+    else:
+        axis.text(0.01 * duration, -0.35, "no audio stream: no audio clips", fontsize=medium, color="0.3", va="center")
+    if not sample.utterances:
+        axis.text(0.01 * duration, 1.4, "no utterances", fontsize=medium, color="0.3", va="center")
+    for stamp in sample.video.timestamps:
+        axis.axvline(stamp, color="k", linewidth=0.8, linestyle=":")
+    ticks, names = [-0.35, 0.5, 1.4], ["audio clips", "waveform", "utterances"]
+    if band is not None:
+        ticks.append(2.6)
+        names.append("emotions")
+        _draw_band(axis, band, small)
+        if not band:
+            axis.text(0.01 * duration, 2.6, "no utterances: no per-utterance emotions", fontsize=medium, color="0.3",
+                      va="center")  # fmt: skip
+    for segment in segments or []:
+        axis.axvline(segment["end"], color=(0.6, 0.1, 0.6), linewidth=1.2, linestyle="--")
+        axis.text(segment["start"], 3.15, f"segment {segment['start']:.0f}-{segment['end']:.0f} s", fontsize=small,
+                  color=(0.6, 0.1, 0.6))  # fmt: skip
+    axis.set_xlim(0, max(duration, 1e-3))
+    axis.set_ylim(-0.75, 3.4 if band is not None or segments else 2.3)
+    axis.set_yticks(ticks)
+    axis.set_yticklabels(names, fontsize=small)
+    axis.set_xlabel("seconds (dotted: sampled frames)", fontsize=medium)
+    axis.tick_params(axis="x", labelsize=small)
 
 
 def save_figure(figure, output: str | os.PathLike) -> Path:
