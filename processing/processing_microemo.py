@@ -4,8 +4,10 @@ The stages, each in its own file and readable alone, in the order the data flows
 (``video_processing_microemo.py``, a transformers ``BaseVideoProcessor``: decode, sample by ``num_frames`` / ``fps``
 with each frame's own time, pixel values) -> face clues (``face_clues.py``: landmarks -> clue masks) -> audio
 (``audio_features.py``: sound -> ImageBind's clips -> ``ASTFeatureExtractor`` fbank) -> utterances
-(``utterance_spans.py``: subtitles, ASR or voice activity -> spans and their frames) -> this processor: the chat
-template (its chat side is ``conversations.py``), one placeholder expansion, labels and padding (``batching.py``).
+(``utterance_spans.py``: subtitles, ASR or voice activity -> spans) -> this processor: the chat template (its chat
+side is ``conversations.py``), one placeholder expansion, labels and padding (``batching.py``). One video goes
+through the stages in ``preparation.py`` (``prepare_sample``, ``prepare_segments``), with the frame and sound
+chains overlapped by ``media_stages.py``.
 
 Calling conventions are those of transformers' multimodal processors: ``processor.apply_chat_template(conversation,
 tokenize=True, return_dict=True)`` is the front door, and ``processor(text=prompts, videos=videos, **kwargs)`` takes
@@ -18,17 +20,14 @@ resampled.
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 from transformers import BatchFeature
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
 from .audio_features import batch_audio_features, default_feature_extractor
-from .audio_io import SAMPLING_RATE, cut_clips
 from .batching import (
     CALL_KWARGS,
     PER_SAMPLE_KWARGS,
@@ -45,25 +44,18 @@ from .batching import (
 )
 from .conversations import CHAT_TEMPLATE, DEFAULT_QUESTION, VIDEO_PART_EXTRAS, ChatTemplateMixin
 from .emotion_words import extract_emotions
-from .face_clues import FaceClueStage
 from .face_regions import DEFAULT_CLUE_REGIONS, resolve_regions
 from .face_tracking import check_face_option
 from .input_checks import check_placeholder_tokens
-from .media_stages import run_media_stages
+from .preparation import SamplePreparationMixin
 from .prompt_tokens import PromptTokenizer
 from .runtime import get_logger
-from .utterance_spans import UtteranceStage
-from .utterances import as_spans, load_spans
 from .vad import DEFAULT_DETECTOR, check_options
-from .video_io import DecodedVideo, VideoInfo, probe_video
 from .video_processing_microemo import MicroEmoVideoProcessor
-
-if TYPE_CHECKING:
-    from .segments import Segment
 
 logger = get_logger("processing")
 
-class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
+class MicroEmoProcessor(ChatTemplateMixin, SamplePreparationMixin, ProcessorMixin):
     r"""Turns videos (files or decoded frames), their sound and chat messages into MicroEmo's inputs.
 
     Args:
@@ -108,9 +100,6 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
     """
 
     call_keywords = PER_SAMPLE_KWARGS + CALL_KWARGS  # what __call__ takes, and apply_chat_template passes on
-    # prepare_sample runs the face clues and the sound chain at the same time (processing/overlap.py); False runs
-    # them one after the other, with the same results (for measurements and debugging; not saved).
-    overlap_stages = True
 
     def __init__(
         self,
@@ -264,94 +253,6 @@ class MicroEmoProcessor(ChatTemplateMixin, ProcessorMixin):
         if audio_lengths is not None:
             data["num_audio_tokens"] = [self.num_audio_query_tokens if n else 0 for n in audio_lengths]
         return MultiModalData(**data)
-
-    def face_clue_stage(self) -> FaceClueStage:
-        """The face-clue stage with this processor's settings (built per use: it holds no state)."""
-        return FaceClueStage(
-            self.image_size, self.patch_size, self.clue_regions, self.min_patch_coverage, self.face_landmarker_path,
-            self.cache_dir,
-        )  # fmt: skip
-
-    def utterance_stage(self) -> UtteranceStage:
-        """The utterance stage with this processor's settings."""
-        return UtteranceStage(self.utterance_source, self.max_utterances, self.vad_options, self.asr_model)
-
-    def prepare_sample(
-        self,
-        video: str | os.PathLike | DecodedVideo | np.ndarray,
-        *,
-        frame_timestamps: Sequence[float] | np.ndarray | None = None,
-        landmarks: np.ndarray | None = None,
-        clue_masks: np.ndarray | None = None,
-        utterances: str | os.PathLike | Sequence | None = None,
-        audio: str | os.PathLike | np.ndarray | None = None,
-        sampling_rate: int = SAMPLING_RATE,
-        subtitle: str | None = None,
-        num_frames: int | None = None,
-        fps: float | None = None,
-        do_sample_frames: bool | None = None,
-        video_metadata: dict | None = None,
-        input_data_format: str | None = None,
-        face: str | int | None = None,
-    ) -> PreparedSample:
-        """Run the stages on one sample (video, face clues, audio, utterances): the heavy part of ``__call__``.
-        ``face`` overrides the processor's ``face`` for this sample.
-
-        The result is what :meth:`collate` turns into tensors; a training data pipeline can run this once per
-        video and collate per batch. The video's own sound is loaded whenever it has one (the utterances are
-        found on it); whether it also becomes audio tokens is decided at collation (``use_audio_in_video``).
-        """
-        def fetch() -> DecodedVideo:
-            return self.video_processor.fetch_video(
-                video, num_frames=num_frames, fps=fps, do_sample_frames=do_sample_frames,
-                frame_timestamps=frame_timestamps, video_metadata=video_metadata, input_data_format=input_data_format,
-            )  # fmt: skip
-
-        # A file's sound needs only its probe, so the frames decode while it loads; given frames are decoded first.
-        media = probe_video(video) if isinstance(video, (str, os.PathLike)) else fetch()
-        sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
-        decoded, faces, waveform, spans, utterance_frame_mask, notes, choice = run_media_stages(
-            fetch if isinstance(media, VideoInfo) else lambda: media, media, self.face_clue_stage(),
-            self.utterance_stage(), sampling=sampling, face=self.face if face is None else check_face_option(face),
-            landmarks=landmarks, clue_masks=clue_masks, audio=audio, sampling_rate=sampling_rate,
-            utterances=utterances, audio_stream=self.audio_stream, face_landmarker_path=self.face_landmarker_path,
-            overlap=self.overlap_stages,
-        )  # fmt: skip
-        return PreparedSample(
-            video=decoded,
-            landmarks=faces.landmarks,
-            face_found=faces.face_found,
-            clue_masks=faces.clue_masks,
-            utterances=spans,
-            utterance_frame_mask=utterance_frame_mask,
-            waveform=waveform,
-            audio_clip_starts=None if waveform is None else cut_clips(waveform, self.num_audio_clips)[1],
-            subtitle=" ".join(s.text for s in spans if s.text) if subtitle is None else subtitle,
-            notes=notes,
-            audio_is_given=audio is not None,
-            face_choice=choice,
-        )
-
-    def prepare_segments(
-        self,
-        video: str | os.PathLike,
-        segment_seconds: float = 60.0,
-        *,
-        utterances: str | os.PathLike | Sequence | None = None,
-        face: str | int | None = None,
-    ) -> Iterator[Segment]:
-        """A video file longer than ``segment_seconds`` as prepared samples, one segment in memory at a time, cut
-        in pauses between utterances (``segments.py``); each sample is on its segment's clock (``Segment.start``
-        puts it back on the video's). A video no longer than that is one segment: :meth:`prepare_sample`'s."""
-        from .segments import Segment, check_segment_seconds, iter_segments
-
-        segment_seconds = check_segment_seconds(segment_seconds)
-        if probe_video(video).duration <= segment_seconds:
-            sample = self.prepare_sample(video, utterances=utterances, face=face)
-            return iter([Segment(0, 0.0, round(float(sample.video.duration), 3), sample, "whole video")])
-        if utterances is not None:
-            utterances = load_spans(utterances) if isinstance(utterances, (str, os.PathLike)) else as_spans(utterances)
-        return iter_segments(self, video, segment_seconds, utterances=utterances, face=face)
 
     # ----------------------------------------------------------------------------------------------
     # The call
