@@ -95,13 +95,9 @@ def explain_segments(predictor, path, *, segment_seconds: float, utterances=None
     """Row fields of a long video predicted segment by segment (one segment in memory at a time): ``segments`` in
     order, each with its span, explanation, labels (and timeline); the row's utterances and timeline on the
     video's clock; its ``english`` the segments' explanations in order, each after its time span."""
-    from microemo.processing.segments import iter_segments
-    from microemo.processing.utterances import load_spans
-
-    spans = load_spans(utterances) if utterances is not None else None
     segments, timeline, all_utterances, notes = [], [], [], []
     face_frames = frames = 0
-    for segment in iter_segments(predictor.processor, path, segment_seconds, utterances=spans, face=face):
+    for segment in predictor.processor.prepare_segments(path, segment_seconds, utterances=utterances, face=face):
         fields = explain(predictor, segment.sample, per_utterance=per_utterance, offset=segment.start)
         segments.append({"start": segment.start, "end": segment.end, "cut": segment.cut, **fields})
         timeline += fields.get("timeline", [])

@@ -262,7 +262,9 @@ class MicroEmoEmotionPipeline(Pipeline):
             "text": text, "audio": sample.waveform is not None,  # the video's sound joins it (collate's default)
             "face_found": torch.as_tensor(sample.face_found),
             "frame_timestamps": torch.as_tensor(sample.video.timestamps) + offset,
-            "utterance_spans": [(s.start + offset, s.end + offset, s.text) for s in sample.utterances],
+            # A segment's spans on the video's clock, to the millisecond as microemo predict writes them.
+            "utterance_spans": [(round(s.start + offset, 3), round(s.end + offset, 3), s.text) if offset else
+                                (s.start, s.end, s.text) for s in sample.utterances],
             "notes": sample.notes,
         }  # fmt: skip
         if timeline is not None:
@@ -273,15 +275,10 @@ class MicroEmoEmotionPipeline(Pipeline):
                           **generate_kwargs) -> dict:  # fmt: skip
         """A video file segment by segment (:meth:`MicroEmoProcessor.prepare_segments`): one segment in memory at
         a time; a video no longer than ``segment_seconds`` is explained whole, with no ``segments``."""
-        unsupported = sorted(key for key in ("landmarks", "clue_masks") if request.get(key) is not None)
-        if unsupported or not isinstance(request["video"], (str, Path)):
-            raise ValueError(
-                "segment_seconds: segments are cut from a video file, without given "
-                f"{' / '.join(unsupported) or 'frames'} (got {type(request['video']).__name__}{' with ' if unsupported else ''}"
-                f"{', '.join(unsupported)}); leave segment_seconds unset for this input"
-            )
-        segments = self.processor.prepare_segments(request["video"], segment_seconds, utterances=request.get("utterances"),
-                                                   face=face)  # fmt: skip
+        segments = self.processor.prepare_segments(
+            request["video"], segment_seconds, utterances=request.get("utterances"), face=face,
+            subtitle=request.get("subtitle"), landmarks=request.get("landmarks"), clue_masks=request.get("clue_masks"),
+        )  # fmt: skip
         parts, audio = [], False
         whole = {"face_found": [], "frame_timestamps": [], "utterance_spans": [], "notes": [], "timeline": []}
         for segment in segments:  # prepared one at a time: one segment's frames and sound in memory

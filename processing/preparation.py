@@ -78,7 +78,13 @@ class SamplePreparationMixin:
             )  # fmt: skip
 
         # A file's sound needs only its probe, so the frames decode while it loads; given frames are decoded first.
-        media = probe_video(video) if isinstance(video, (str, os.PathLike)) else fetch()
+        if isinstance(video, (str, os.PathLike)):
+            # Decoding's checks come first, so that a bad argument is named before the sound chain runs.
+            self.video_processor.sampling_request(video, num_frames, fps, do_sample_frames)
+            media = probe_video(video)
+            self.video_processor.sampling_request(video, num_frames, fps, do_sample_frames, duration=media.duration)
+        else:
+            media = fetch()
         sampling = {"fps": fps} if fps is not None else {"num_frames": num_frames or self.num_frames}
         decoded, faces, waveform, spans, utterance_frame_mask, notes, choice = run_media_stages(
             fetch if isinstance(media, VideoInfo) else lambda: media, media, self.face_clue_stage(),
@@ -109,19 +115,46 @@ class SamplePreparationMixin:
         *,
         utterances: str | os.PathLike | Sequence | None = None,
         face: str | int | None = None,
+        subtitle: str | None = None,
+        landmarks: np.ndarray | None = None,
+        clue_masks: np.ndarray | None = None,
     ) -> Iterator[Segment]:
         """A video file longer than ``segment_seconds`` as prepared samples, one segment in memory at a time, cut
         in pauses between utterances (``segments.py``); each sample is on its segment's clock (``Segment.start``
-        puts it back on the video's). A video no longer than that is one segment: :meth:`prepare_sample`'s."""
+        puts it back on the video's).
+
+        A video no longer than that is one segment, :meth:`prepare_sample`'s with every argument. A longer one
+        refuses ``landmarks`` / ``clue_masks`` (they hold the whole video's sampled frames), and a ``subtitle`` for
+        the whole video is noted and not used: each segment's words are those of its own utterances.
+        """
         from .segments import Segment, check_segment_seconds, iter_segments
 
         segment_seconds = check_segment_seconds(segment_seconds)
+        if not isinstance(video, (str, os.PathLike)):
+            raise ValueError(f"segment_seconds: segments are cut from a video file, got {type(video).__name__}; "
+                             "give the file, or prepare the frames whole with prepare_sample")  # fmt: skip
         if probe_video(video).duration <= segment_seconds:
-            sample = self.prepare_sample(video, utterances=utterances, face=face)
+            sample = self.prepare_sample(video, utterances=utterances, face=face, subtitle=subtitle,
+                                         landmarks=landmarks, clue_masks=clue_masks)  # fmt: skip
             return iter([Segment(0, 0.0, round(float(sample.video.duration), 3), sample, "whole video")])
+        given = [name for name, value in (("landmarks", landmarks), ("clue_masks", clue_masks)) if value is not None]
+        if given:
+            raise ValueError(f"{video}: the given {' and '.join(given)} hold the whole video's sampled frames and "
+                             f"cannot be split into segments of {segment_seconds:g} s; leave them out (the face mesh "
+                             "runs per segment) or prepare the video whole")  # fmt: skip
         if utterances is not None:
             utterances = load_spans(utterances) if isinstance(utterances, (str, os.PathLike)) else as_spans(utterances)
-        return iter_segments(self, video, segment_seconds, utterances=utterances, face=face)
+        segments = iter_segments(self, video, segment_seconds, utterances=utterances, face=face)
+        if subtitle is None:
+            return segments
+        return _with_note(segments, "the subtitle given for the whole video is not used in its segments: each "
+                                    "segment's words are those of its own utterances")  # fmt: skip
+
+
+def _with_note(segments: Iterator[Segment], note: str) -> Iterator[Segment]:
+    for segment in segments:
+        segment.sample.notes.append(note)
+        yield segment
 
 
 __all__ = ["SamplePreparationMixin"]

@@ -183,6 +183,26 @@ class MicroEmoVideoProcessor(BaseVideoProcessor):
             raise ValueError(f"num_frames={count} is more than the model's max_frames={self.max_frames}")
         return sample_times(duration, count)
 
+    def sampling_request(self, video, num_frames=None, fps=None, do_sample_frames=None, duration: float | None = None):
+        """Check a request to :meth:`fetch_video` before anything is read: the video argument, the sampling keywords
+        and, for a file (with its ``duration`` when known), the model's frame limit. Returns the resolved
+        ``(num_frames, fps, do_sample_frames)``: without either count, the default ``fps`` (None: ``num_frames``)."""
+        do_sample_frames = self.do_sample_frames if do_sample_frames is None else do_sample_frames
+        self.check_sampling(num_frames, fps, do_sample_frames)
+        if num_frames is not None and fps is not None:
+            raise ValueError("num_frames and fps are exclusive: give one of them")
+        if do_sample_frames is False and (num_frames is not None or fps is not None):
+            raise ValueError("num_frames / fps sample frames, but do_sample_frames=False asks for none to be sampled")
+        if fps is None and num_frames is None and do_sample_frames is not False:
+            fps = self.fps
+        check_video_source(video, "video")  # a number or None is named as a video, not as a frame shape
+        if isinstance(video, (str, os.PathLike)) and do_sample_frames is not False:
+            if fps is None:
+                self._target_times(0.0, num_frames, None, str(video))  # the frame limit, before decoding
+            elif duration is not None:
+                self._target_times(duration, None, fps, str(video))
+        return num_frames, fps, do_sample_frames
+
     def fetch_video(
         self,
         video: str | os.PathLike | DecodedVideo | np.ndarray,
@@ -195,15 +215,7 @@ class MicroEmoVideoProcessor(BaseVideoProcessor):
         input_data_format: str | None = None,
     ) -> DecodedVideo:
         """One video as sampled frames with their times (see the class docstring for the sampling rules)."""
-        do_sample_frames = self.do_sample_frames if do_sample_frames is None else do_sample_frames
-        self.check_sampling(num_frames, fps, do_sample_frames)
-        if num_frames is not None and fps is not None:
-            raise ValueError("num_frames and fps are exclusive: give one of them")
-        if do_sample_frames is False and (num_frames is not None or fps is not None):
-            raise ValueError("num_frames / fps sample frames, but do_sample_frames=False asks for none to be sampled")
-        if fps is None and num_frames is None and do_sample_frames is not False:
-            fps = self.fps
-        check_video_source(video, "video")  # a number or None is named as a video, not as a frame shape
+        num_frames, fps, do_sample_frames = self.sampling_request(video, num_frames, fps, do_sample_frames)
         if isinstance(video, (str, os.PathLike)):
             return self._decode_file(str(video), num_frames, fps, do_sample_frames)
         if isinstance(video, DecodedVideo):
@@ -226,7 +238,6 @@ class MicroEmoVideoProcessor(BaseVideoProcessor):
         if do_sample_frames is False:
             return decode_all_frames(path, self.max_frames)
         if fps is None:
-            self._target_times(0.0, num_frames, None, path)  # the frame limit, checked before decoding
             return decode_video(path, int(num_frames if num_frames is not None else self.num_frames))
         return decode_video(path, times=self._target_times(probe_video(path).duration, None, fps, path))
 

@@ -50,25 +50,29 @@ def draw_sample(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    regions = resolve_regions(region_names)
     t = sample.video.frames.shape[0]
     cols = min(t, columns)
     sizes = (7 * font_scale, 8 * font_scale, 9 * font_scale)  # small, medium, large text
     rows = int(np.ceil(t / cols))
     figure = plt.figure(figsize=(3.0 * cols, 3.2 * rows + 2.4), dpi=dpi)
-    heights = [3.2] * rows + [2.4]
-    spec = figure.add_gridspec(rows + 1, cols, height_ratios=heights, hspace=0.25, wspace=0.05, left=0.06, right=0.99)
-    regions = resolve_regions(region_names)
-    for i in range(t):
-        _draw_frame(figure.add_subplot(spec[i // cols, i % cols]), sample, i, regions, image_size, patch_size, sizes)
-    _draw_timeline(figure.add_subplot(spec[rows, :]), sample, num_audio_clips, clip_seconds, timeline, segments, sizes)
-    small, large = sizes[0], sizes[2]
-    handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
-    figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=small, frameon=False)
-    notes = "; ".join(sample.notes)
-    figure.suptitle((title or str(sample.video.path or "video")) + (f"\n{notes}" if notes else ""), fontsize=large, x=0.01, ha="left")
-    output = save_figure(figure, output)
-    plt.close(figure)
-    return output
+    try:  # closed however drawing ends: pyplot keeps every open figure (a long-running app would grow)
+        heights = [3.2] * rows + [2.4]
+        spec = figure.add_gridspec(rows + 1, cols, height_ratios=heights, hspace=0.25, wspace=0.05, left=0.06,
+                                   right=0.99)  # fmt: skip
+        for i in range(t):
+            _draw_frame(figure.add_subplot(spec[i // cols, i % cols]), sample, i, regions, image_size, patch_size, sizes)
+        _draw_timeline(figure.add_subplot(spec[rows, :]), sample, num_audio_clips, clip_seconds, timeline, segments,
+                       sizes)  # fmt: skip
+        small, large = sizes[0], sizes[2]
+        handles = [Patch(color=_COLOURS[r % len(_COLOURS)], label=name) for r, name in enumerate(region_names)]
+        figure.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=small, frameon=False)
+        notes = "; ".join(sample.notes)
+        figure.suptitle((title or str(sample.video.path or "video")) + (f"\n{notes}" if notes else ""), fontsize=large,
+                        x=0.01, ha="left")  # fmt: skip
+        return save_figure(figure, output)
+    finally:
+        plt.close(figure)
 
 
 def _draw_frame(axis, sample: PreparedSample, i: int, regions: dict, image_size: int, patch_size: int, sizes) -> None:

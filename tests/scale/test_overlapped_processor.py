@@ -77,6 +77,22 @@ def test_the_frames_decode_while_the_sound_loads(processor, monkeypatch):
     assert sample.utterance_frame_mask.shape == (len(sample.utterances), processor.num_frames)
 
 
+@pytest.mark.parametrize("video, options, message", [
+    ("face_speech.mp4", {"num_frames": 4, "fps": 1.0}, "num_frames and fps are exclusive"),
+    ("face_speech.mp4", {"fps": 30.0}, "gives 246 frames, more than the model's max_frames"),
+    ("face_speech.mp4", {"num_frames": 400}, "num_frames=400 is more than the model's max_frames"),
+    ("face_speech.mp4", {"do_sample_frames": False, "num_frames": 4}, "do_sample_frames=False asks for none"),
+    ("absent.mp4", {"num_frames": 4, "fps": 1.0}, "num_frames and fps are exclusive"),  # the argument, then the file
+    ("", {}, "the video path is an empty string"),
+])  # fmt: skip
+def test_bad_sampling_is_refused_before_the_sound_chain_runs(processor, monkeypatch, video, options, message):
+    heard = []
+    monkeypatch.setattr(media_stages, "load_sample_audio", lambda *args, **kwargs: heard.append(args))
+    with pytest.raises(ValueError, match=message):
+        processor.prepare_sample(str(ASSETS / video) if video else video, **options)
+    assert heard == []
+
+
 def test_a_failing_sound_chain_raises_as_without_overlap(processor, tmp_path):
     with pytest.raises((ValueError, MediaError)) as overlapped:
         processor.prepare_sample(str(ASSETS / "face_speech.mp4"), utterances=[(20.0, 30.0)])  # wholly after the video

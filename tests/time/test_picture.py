@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from microemo.processing.face_tracking import choose_face
 from microemo.processing.visualize import _draw_band, _draw_faces
 
 from .conftest import synthetic_face
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def _axis():
@@ -67,3 +70,24 @@ def test_visualize_refuses_a_bad_face(dialogue_clip, tmp_path, capsys, face):
     video, _ = dialogue_clip
     assert main(["visualize", str(video), "-o", str(tmp_path / "x.png"), "--face", face, "--frames", "4"]) == 2
     assert "face" in capsys.readouterr().err
+
+
+def test_a_picture_that_fails_to_draw_leaves_no_open_figure(tiny_processor, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from microemo.processing import visualize
+
+    sample = tiny_processor.prepare_sample(str(ASSETS / "face_speech.mp4"), utterances=str(ASSETS / "face_speech.srt"))
+    options = {"image_size": tiny_processor.image_size, "patch_size": tiny_processor.patch_size,
+               "num_audio_clips": tiny_processor.num_audio_clips}  # fmt: skip
+    open_before = len(plt.get_fignums())
+    with pytest.raises(ValueError, match="bogus"):
+        visualize.draw_sample(sample, "unused.png", region_names=["bogus"], **options)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(visualize, "_draw_timeline", broken)
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        visualize.draw_sample(sample, "unused.png", region_names=list(tiny_processor.clue_regions), **options)
+    assert len(plt.get_fignums()) == open_before

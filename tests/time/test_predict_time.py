@@ -87,7 +87,7 @@ def test_the_pipeline_explains_a_long_video_in_the_segments_predict_writes(model
     assert out["explanation"] == row["english"] and out["labels"] == pipe.processor.post_process_emotions(row["english"])
     assert [(e["start"], e["end"], e["explanation"]) for e in out["timeline"]] == [
         (e["start"], e["end"], e["explanation"]) for e in row["timeline"]]  # fmt: skip
-    assert [round(u["start"], 3) for u in out["utterances"]] == [u["start"] for u in row["utterances"]]
+    assert [(u["start"], u["end"]) for u in out["utterances"]] == [(u["start"], u["end"]) for u in row["utterances"]]
     assert (out["frames"], out["face_found"]) == (row["frames"], row["face_frames"])
     # A video no longer than segment_seconds is explained whole.
     short, _ = dialogue_clip
@@ -107,3 +107,28 @@ def test_the_pipeline_refuses_segments_it_cannot_cut(model_dir, long_dialogue):
         pipe(str(long_dialogue[0]), segment_seconds=1.5, max_new_tokens=2)
     with pytest.raises(ValueError, match="segment_seconds: segments are cut from a video file"):
         pipe(np.zeros((4, 32, 32, 3), np.uint8), segment_seconds=15, max_new_tokens=2)
+
+
+def test_the_pipeline_keeps_a_given_subtitle_and_landmarks_when_it_explains_a_short_video_whole(
+    model_dir, dialogue_clip, long_dialogue, monkeypatch
+):
+    import numpy as np
+    from transformers import pipeline
+
+    from microemo.modeling_microemo.pipeline_microemo import TASK
+
+    pipe = pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+    subtitles, render = [], pipe.processor.emer_conversation
+    monkeypatch.setattr(pipe.processor, "emer_conversation",
+                        lambda *args, **kwargs: subtitles.append(kwargs.get("subtitle")) or render(*args, **kwargs))  # fmt: skip
+    short, _ = dialogue_clip
+    landmarks = np.full((pipe.processor.num_frames, 478, 3), np.nan, dtype=np.float32)  # no face on any frame
+    out = pipe(str(short), segment_seconds=15, subtitle="I am thrilled", landmarks=landmarks, max_new_tokens=2)
+    assert "segments" not in out and out["face_found"] == 0
+    assert subtitles and set(subtitles) == {"I am thrilled"}
+    # A long video cannot split them: the landmarks are refused by name, the subtitle is noted and not used.
+    with pytest.raises(ValueError, match="the given landmarks hold the whole video's sampled frames"):
+        pipe(str(long_dialogue[0]), segment_seconds=15, landmarks=landmarks, max_new_tokens=2)
+    out = pipe(str(long_dialogue[0]), segment_seconds=15, subtitle="I am thrilled", max_new_tokens=2)
+    assert len(out["segments"]) >= 3
+    assert sum("subtitle given for the whole video is not used" in note for note in out["notes"]) == len(out["segments"])
