@@ -3,7 +3,8 @@
 A video longer than ``segment_seconds`` (default 60) is cut into segments of at most that length. A cut falls
 in the pause between two utterances (the middle of the last pause in the second half of the segment), so no
 utterance is split; when one utterance runs through the whole second half the cut falls at the limit and a
-note says so. The utterances are the user's (subtitles) or found on the segment's own sound (voice activity
+note says so, and a window without utterances is cut at its limit. The rest of the video always keeps at least
+2 s (one audio clip; half of a shorter rest), so the last segment is never a sliver. The utterances are the user's (subtitles) or found on the segment's own sound (voice activity
 or ASR, as the processor is set up).
 
 Nothing holds the whole video: each segment's frames are decoded by seeking to it (``decode_video(times=)``),
@@ -65,10 +66,13 @@ def check_segment_seconds(value: float, name: str = "segment_seconds") -> float:
 
 def choose_cut(spans: Sequence[Span], start: float, limit: float) -> tuple[float, str]:
     """Where the segment that begins at ``start`` ends, at or before ``limit``: the middle of the last pause
-    between utterances in the second half of the segment, else ``limit`` itself. Returns (time, why)."""
+    between utterances in the second half of the segment, else ``limit`` itself (also when no utterance falls in
+    it). Returns (time, why)."""
+    ordered = sorted((s for s in spans if s.end > start and s.start < limit), key=lambda s: s.start)
+    if not ordered:  # silence (or no sound) all along: nothing to split, so the segment is as long as it may be
+        return limit, "no utterance"
     earliest = start + (limit - start) / 2
     pauses = []
-    ordered = sorted(spans, key=lambda s: s.start)
     previous_end = start
     for span in ordered:
         if span.start > previous_end:
@@ -197,7 +201,10 @@ def iter_segments(
         if limit >= info.duration:
             end, why = info.duration, "end of video"
         else:
-            cut, why = choose_cut(found, 0.0, limit - start)
+            # The rest of the video keeps at least one audio clip's length (a short rest: half of it), so that no
+            # segment is a sliver of a few frames and no sound.
+            room = min(limit, max(info.duration - MIN_SEGMENT_SECONDS, start + (info.duration - start) / 2))
+            cut, why = choose_cut(found, 0.0, room - start)
             end = start + cut
         spans = spans_within([s for s in found if s.start < end - start], 0.0, end - start)
         times = start + sample_times(end - start, processor.num_frames)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from microemo.processing.segments import (
     spans_within,
 )
 from microemo.processing.utterances import Span
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.mark.parametrize("bad", [1.9, 0, -5, math.nan, True, "60"])
@@ -102,3 +105,20 @@ def test_the_processor_prepares_segments_from_a_subtitle_file_and_a_short_video_
     assert whole.sample.utterances == sample.utterances
     with pytest.raises(ValueError, match="segment_seconds=0.5 s is too short"):
         tiny_processor.prepare_segments(str(short), 0.5)
+
+
+def test_a_window_without_utterances_is_cut_at_its_limit():
+    assert choose_cut([], 0.0, 10.0) == (10.0, "no utterance")
+    assert choose_cut([Span(12.0, 14.0)], 0.0, 10.0) == (10.0, "no utterance")  # after the window
+
+
+@pytest.mark.parametrize("name, seconds, shortest", [
+    ("face_speech.mp4", 8.0, 2.0),  # 8.2 s: the cut leaves the rest at least one audio clip (2 s)
+    ("noface_speech.mp4", 3.4, 1.7),  # 3.52 s: a rest under 4 s is shared in halves
+    ("face_rotated_vfr_silent.mp4", 2.0, 1.4),  # no sound: halves of 2.97 s, not 2 s and a 0.97 s sliver
+])  # fmt: skip
+def test_no_segment_is_a_sliver_of_the_videos_end(tiny_processor, name, seconds, shortest):
+    segments = list(iter_segments(tiny_processor, ASSETS / name, segment_seconds=seconds))
+    assert len(segments) == 2
+    assert all(seconds + 1e-6 >= segment.end - segment.start >= shortest for segment in segments), [
+        (s.start, s.end) for s in segments]  # fmt: skip
