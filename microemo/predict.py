@@ -205,9 +205,12 @@ class Predictor:
         rows = dict(done)
         import torch
 
+        from microemo.modeling_microemo.pipeline_microemo import exit_with_parent
+
         loader = torch.utils.data.DataLoader(
             _Videos(self.processor, todo, matched, self.face, self.segment_seconds), batch_size=self.batch_size, num_workers=self.num_workers,
             collate_fn=_keep, prefetch_factor=2 if self.num_workers else None,
+            worker_init_fn=exit_with_parent if self.num_workers else None,
         )  # fmt: skip
         # disable=None: tqdm shows the bar on a terminal only (in a log file it would be a wall of \r lines).
         bar = tqdm(total=len(todo), desc="predict", unit="video", disable=True if not progress or not todo else None)

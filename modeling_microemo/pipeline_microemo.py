@@ -13,7 +13,10 @@ but transformers and torch.
 from __future__ import annotations
 
 import collections.abc
+import os
 import shutil
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +154,20 @@ def _concatenate(items: list[dict]) -> dict:
     return {key: [entry for item in items for entry in item[key]] for key in ("conversations", "requests")}
 
 
+def exit_with_parent(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: end the worker as soon as the main process is gone (SIGKILL, the OOM killer,
+    a preempted job). Otherwise a worker whose prepared sample is still in the pipe blocks forever at exit (torch
+    joins the queue's feeder thread), keeping its memory and its face-mesh process."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)  # no clean-up left to do: the results go to a process that no longer exists
+
+    threading.Thread(target=watch, name="microemo-parent-watch", daemon=True).start()
+
+
 class MicroEmoEmotionPipeline(Pipeline):
     """Explain the emotions in videos.
 
@@ -212,7 +229,8 @@ class MicroEmoEmotionPipeline(Pipeline):
         else:
             dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
             num_workers = min(num_workers, 1)  # an iterable dataset split across workers would repeat inputs
-        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_concatenate)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_concatenate,
+                            worker_init_fn=exit_with_parent if num_workers else None)  # fmt: skip
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
@@ -334,4 +352,4 @@ class MicroEmoEmotionPipeline(Pipeline):
             shutil.copyfile(__file__, target)
 
 
-__all__ = ["PIPELINE_INFO", "TASK", "MicroEmoEmotionPipeline"]
+__all__ = ["PIPELINE_INFO", "TASK", "MicroEmoEmotionPipeline", "exit_with_parent"]

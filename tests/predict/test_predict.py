@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from microemo.cli import main
@@ -80,8 +81,13 @@ def test_predict_resumes_after_a_kill_without_redoing_a_finished_video(model_dir
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (output.exists() and output.read_text().count("\n") >= 1):
         time.sleep(0.05)
+    helpers = psutil.Process(process.pid).children(recursive=True)  # the DataLoader worker, the face-mesh process
+    assert helpers, "predict should run its preparation in a worker process"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # Nothing of the killed run lives on (a worker stuck writing its sample to the dead parent's pipe did).
+    _, alive = psutil.wait_procs(helpers, timeout=20)
+    assert not alive, [helper.cmdline()[:3] for helper in alive]
     before = read_done(output)
     assert 1 <= len(before) < len(VIDEOS), "the kill should land between two videos"
     with open(output, "ab") as handle:
