@@ -23,6 +23,7 @@ Hub-shipped with the processor: mediapipe is imported lazily, inside ``try`` blo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -410,22 +411,14 @@ def detect_landmarks(
     """
     if isinstance(backend, FaceMeshWorker):
         return backend.landmarks(frames)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
-    own_backend = backend is None
-    backend = backend or make_backend()
-    landmarks = np.full((frames.shape[0], NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
-    found = np.zeros(frames.shape[0], dtype=bool)
-    try:
+    with _frames_and_backend(frames, backend) as (frames, backend):
+        landmarks = np.full((frames.shape[0], NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+        found = np.zeros(frames.shape[0], dtype=bool)
         for t, frame in enumerate(tqdm(frames, desc="face mesh", unit="frame", disable=not progress)):
             face = backend(frame)
             if face is not None and face.shape[0] >= NUM_LANDMARKS:
                 landmarks[t] = face[:NUM_LANDMARKS, :3]
                 found[t] = True
-    finally:
-        if own_backend:
-            backend.close()
     return landmarks, found
 
 
@@ -434,19 +427,23 @@ def detect_all_faces(frames: np.ndarray, backend=None) -> list[list[np.ndarray]]
     backend's order. ``backend`` has a ``faces(frame)`` method (default: :func:`make_backend`'s, up to 4 faces)."""
     if isinstance(backend, FaceMeshWorker):
         return backend.all_faces(frames)
+    with _frames_and_backend(frames, backend) as (frames, backend):
+        return [[face[:NUM_LANDMARKS, :3] for face in backend.faces(frame) if face.shape[0] >= NUM_LANDMARKS]
+                for frame in frames]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _frames_and_backend(frames: np.ndarray, backend):
+    """``frames`` checked as [T, H, W, 3], and ``backend`` (default: :func:`make_backend`'s, closed on exit)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
-    own_backend = backend is None
-    backend = backend or make_backend()
+    own = make_backend() if backend is None else None
     try:
-        per_frame = []
-        for frame in frames:
-            per_frame.append([face[:NUM_LANDMARKS, :3] for face in backend.faces(frame) if face.shape[0] >= NUM_LANDMARKS])
-        return per_frame
+        yield frames, own or backend
     finally:
-        if own_backend:
-            backend.close()
+        if own is not None:
+            own.close()
 
 
 def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
