@@ -4,9 +4,17 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean browser bench wheel-check resolve-check
+# Debian packages beyond a minimal Debian 12 (.ci/system-packages installs the missing ones as root, else names
+# them): Python 3.11 with venv, and the GL / EGL / GLib libraries that the wheels of opencv (cv2) and mediapipe
+# link against. The tests add a C++ compiler and Python's headers (DeepSpeed builds its CPU op on first use) and
+# Chromium with its driver (the browser tests).
+SYSTEM_PACKAGES := python3.11 python3.11-venv libgl1 libegl1 libgles2 libglib2.0-0
+TEST_PACKAGES := g++ python3.11-dev chromium chromium-driver
+
+.PHONY: demo test lint clean test-packages bench wheel-check resolve-check
 
 $(BIN)/.installed: pyproject.toml constraints.txt
+	.ci/system-packages $(SYSTEM_PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,dev]"
 	# Meta's ImageBind model code, the reference of tests/fidelity (CC BY-NC-SA: installed for tests, never vendored).
@@ -18,13 +26,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 demo: $(BIN)/.installed
 	$(BIN)/microemo demo --output-dir runs/demo
 
-# The browser tests drive Debian's Chromium (selenium + chromedriver); installed here when missing and root.
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
-	  echo "note: no chromium/chromedriver (apt-get install chromium chromium-driver); the browser tests will skip"
+test-packages:
+	.ci/system-packages $(TEST_PACKAGES)
 
-test: $(BIN)/.installed browser
+test: test-packages $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 	$(MAKE) wheel-check
