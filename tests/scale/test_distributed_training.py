@@ -31,7 +31,9 @@ def test_deepspeed_zero2_on_two_cpu_processes_shards_the_optimizer_and_saves_a_l
                "--config", str(ROOT / "training" / "configs" / "tiny-cpu.yaml"), "--output_dir", str(output),
                "--num_train_epochs", "3", "--save_steps", "3", "--eval_steps", "3", "--save_total_limit", "1",
                "--disable_tqdm", "true"]  # fmt: skip
-    env = dict(os.environ, DS_ACCELERATOR="cpu", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    # As the README runs it, in the activated venv: DeepSpeed's first run builds its op with the venv's ninja.
+    path = os.pathsep.join([str(ACCELERATE.parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, PATH=path, DS_ACCELERATOR="cpu", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
 
